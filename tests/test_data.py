@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import sys
@@ -46,9 +47,19 @@ def test_imagenet_samples_limit():
         imagenet_samples(limit=-1)
 
 
-def test_imagenet_samples_do_not_import_foolbox():
-    imagenet_samples(limit=1)
-    assert "foolbox" not in sys.modules or "foolbox.models" not in sys.modules
+def test_imagenet_samples_do_not_import_foolbox(monkeypatch):
+    real_import = builtins.__import__
+
+    def guarded_import(name, *args, **kwargs):
+        if name == "foolbox" or name.startswith("foolbox."):
+            raise AssertionError("foolbox must not be imported")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "foolbox", raising=False)
+    monkeypatch.setattr(builtins, "__import__", guarded_import)
+    monkeypatch.setattr(data.importlib, "import_module", guarded_import)
+    assert len(imagenet_samples(limit=2)) == 2
+    assert "foolbox" not in sys.modules
 
 
 def test_imagenet_samples_missing_foolbox(monkeypatch):
