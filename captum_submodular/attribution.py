@@ -618,7 +618,8 @@ class _Evaluator:
                 else:
                     expanded.append(a)
             args = tuple(expanded)
-        out = self.owner.forward_func(*inputs, *args)
+        with torch.inference_mode():
+            out = self.owner.forward_func(*inputs, *args)
         if not isinstance(out, Tensor):
             out = torch.as_tensor(out)
         if out.dim() == 0 or out.shape[0] != example_idx.shape[0]:
@@ -640,13 +641,13 @@ class _Evaluator:
         for start in range(0, len(pending), self.batch):
             chunk = pending[start : start + self.batch]
             # group consecutive rows of one example to compose them in one op
-            jobs: List[Tuple[_Example, Tensor]] = []
+            groups: List[Tuple[_Example, List[Tensor]]] = []
             for e, row, _ in chunk:
-                if jobs and jobs[-1][0] is e:
-                    jobs[-1] = (e, torch.cat([jobs[-1][1], row[None]]))
+                if groups and groups[-1][0] is e:
+                    groups[-1][1].append(row)
                 else:
-                    jobs.append((e, row[None]))
-            out = self._forward(jobs)
+                    groups.append((e, [row]))
+            out = self._forward([(e, torch.stack(rows)) for e, rows in groups])
             _check_finite(out, self._describe(where, chunk))
             row_targets = tuple(e.target for e, _, _ in chunk)
             try:
