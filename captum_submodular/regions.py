@@ -195,6 +195,7 @@ def slic_mask(
     n_segments: int = 49,
     compactness: float = 10.0,
     min_size_fraction: float = 0.25,
+    match_count: bool = True,
     device: Optional[torch.device] = None,
     **slic_kwargs,
 ) -> Tensor:
@@ -206,13 +207,19 @@ def slic_mask(
         ``C×H×W`` tensor (any value range, e.g. a normalised model input; it is min–max
         scaled to [0, 1] for segmentation only) or an ``H×W×C`` array.
     n_segments:
-        Approximate number of superpixels (the reference work uses about 49 on 224²).
+        Number of regions wanted (the reference work uses about 49 on 224²).
     compactness:
         SLIC's colour/space trade-off.
     min_size_fraction:
         Regions smaller than ``min_size_fraction · H·W / n_segments`` pixels are merged
         into the neighbour they share the longest border with, so every region is
         meaningful.
+    match_count:
+        scikit-image's SLIC often returns far fewer segments than asked (about 33 for
+        49 on ImageNet photos).  With ``True`` (default) SLIC's own ``n_segments`` is
+        adjusted (up to 8 tries, bisecting) until the region count after merging is within 5 % of
+        ``n_segments``; SLIC's count is not monotone in its parameter, so the closest of the
+        tries is kept (typically within 10 %).  ``False`` runs SLIC once.
     slic_kwargs:
         Passed to :func:`skimage.segmentation.slic`.
 
@@ -227,19 +234,41 @@ def slic_mask(
         raise ValueError(f"slic_mask: `n_segments` must be ≥ 2, got {n_segments}.")
     arr = _to_hwc_float(image)
     h, w, c = arr.shape
-    labels = slic(
-        arr,
-        n_segments=n_segments,
-        compactness=compactness,
-        start_label=0,
-        channel_axis=-1 if c > 1 else None,
-        **slic_kwargs,
-    ) if c > 1 else slic(arr[..., 0], n_segments=n_segments, compactness=compactness,
-                         start_label=0, channel_axis=None, **slic_kwargs)
     min_size = int(min_size_fraction * h * w / n_segments)
-    if min_size > 1:
-        labels = _merge_small_regions(labels, min_size)
-    mask = relabel(torch.as_tensor(labels, dtype=torch.long))
+
+    def segment(n_try: int) -> np.ndarray:
+        if c > 1:
+            labels = slic(arr, n_segments=n_try, compactness=compactness, start_label=0,
+                          channel_axis=-1, **slic_kwargs)
+        else:
+            labels = slic(arr[..., 0], n_segments=n_try, compactness=compactness, start_label=0,
+                          channel_axis=None, **slic_kwargs)
+        return _merge_small_regions(labels, min_size) if min_size > 1 else labels
+
+    n_try = n_segments
+    best, best_count = None, None
+    below, above = None, None  # SLIC parameters known to give too few / too many regions
+    for _ in range(8 if match_count else 1):
+        labels = segment(n_try)
+        count = len(np.unique(labels))
+        if best is None or abs(count - n_segments) < abs(best_count - n_segments):
+            best, best_count = labels, count
+        if abs(count - n_segments) <= max(1, 0.05 * n_segments):
+            break
+        if count < n_segments:
+            below = n_try if below is None else max(below, n_try)
+        else:
+            above = n_try if above is None else min(above, n_try)
+        if below is not None and above is not None:
+            if above - below <= 1:
+                break
+            n_next = (below + above) // 2
+        else:
+            n_next = max(2, round(n_try * n_segments / max(count, 1)))
+            if n_next == n_try:
+                n_next += 1 if count < n_segments else -1
+        n_try = n_next
+    mask = relabel(torch.as_tensor(best, dtype=torch.long))
     return mask.reshape(1, 1, h, w).to(device)
 
 
