@@ -589,16 +589,14 @@ class _Evaluator:
             self.bar = progress(desc=f"{type(owner).__name__} attribution", total=total, unit="evals")
 
     def _expected_total(self, examples: List[_Example]) -> Optional[int]:
-        expected = getattr(self.owner.search, "expected_queries", None)
-        if expected is None:
-            return None
-        try:
-            return sum(2 * int(expected(e.m)) + 2 for e in examples)
-        except Exception:  # pragma: no cover - a custom strategy's estimate failing is harmless
-            return None
+        counts = [self.owner.search.expected_evaluations(e.m) for e in examples]
+        return None if any(c is None for c in counts) else int(sum(counts))
 
     def close(self) -> None:
         if self.bar is not None:
+            if self.bar.total is not None and self.bar.n != self.bar.total:
+                self.bar.total = self.bar.n  # reuse made the estimate high: end at 100 %
+                self.bar.refresh()
             self.bar.close()
 
     # ---------------------------------------------------------------- model calls

@@ -74,6 +74,15 @@ class SearchStrategy(abc.ABC):
         """Number of subset queries for ``m`` regions when known in advance (for progress bars)."""
         return None
 
+    def expected_evaluations(self, m: int) -> Optional[int]:
+        """Approximate model inputs for ``m`` regions (progress bars only).
+
+        Default: two inputs per query (``x[S]`` and ``x[V∖S]``) plus the full and empty
+        inputs.  Strategies that query complements explicitly override it.
+        """
+        q = self.expected_queries(m)
+        return None if q is None else 2 * q + 2
+
     def check_regions(self, m: int) -> None:
         """Raise ``ValueError`` when ``m`` is outside what this strategy supports."""
         if m < 2:
@@ -286,6 +295,10 @@ class AcceleratedSearch(SearchStrategy):
     def expected_queries(self, m: int) -> int:
         k = self.candidates_per_step(m)
         return 2 * m + sum(2 * min(k, r) for r in range(2, m))
+
+    def expected_evaluations(self, m: int) -> int:
+        # complements are queried explicitly and share the two inputs of their subset
+        return self.expected_queries(m)
 
     def search(self, m: int) -> SearchGenerator:
         k = self.candidates_per_step(m)

@@ -500,3 +500,13 @@ def test_constructor_validation():
         SubmodularAttribution(tiny_cnn(), attribution_map="heat")
     with pytest.raises(ValueError, match="search"):
         SubmodularAttribution(tiny_cnn(), search="fast")
+
+
+def test_progress_bar(capsys):
+    model = Counting(tiny_cnn(18))
+    SubmodularAttribution(model, search="greedy").attribute(
+        torch.randn(1, 3, 6, 6), target=0, feature_mask=grid_mask(6, 6, grid=2), show_progress=True)
+    err = capsys.readouterr().err
+    assert "SubmodularAttribution attribution" in err
+    assert "/22 " in err  # greedy at m=4: estimate 2·10 + 2 inputs
+    assert f"{model.rows}/{model.rows} " in err  # ends at 100 % on the inputs really evaluated
