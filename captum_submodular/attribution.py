@@ -33,6 +33,11 @@ TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
 ATTRIBUTION_MAPS = ("gain", "rank")
 
 
+#: How elements inside one region are ordered in the map: ``None`` (all equal) or
+#: ``"gradient"`` (by ``∂p/∂x · (x − baseline)``, one extra forward and backward).
+WITHIN_REGION = (None, "gradient")
+
+
 class NonFiniteOutputError(RuntimeError):
     """The model returned NaN or inf; the message says for which input."""
 
@@ -164,6 +169,49 @@ def _monotone_gain_map(ins: Tensor, dele: Tensor) -> Tensor:
     return out
 
 
+def _refine_within_regions(attrs: List[Tensor], ex: "_Example", ranked: Tensor, order: Tensor,
+                           saliency: Tuple[Tensor, ...]) -> List[Tensor]:
+    """Order elements inside each region by ``saliency`` without crossing region values.
+
+    The region at rank ``r`` with value ``v_r ≠ 0`` spreads its elements over
+    ``[v_r − δ_r, v_r]`` by their saliency percentile inside the region (summed over the
+    channel axis of ``C×…`` inputs), with ``δ_r`` half the gap to the next lower value
+    (``|v_r|/2`` for the last one), so every element of a region stays above every
+    element of the next region.  Regions of value 0 stay exactly 0.
+    """
+    m = len(ranked)
+    nxt = torch.cat([ranked[1:], ranked.new_tensor([float("nan")])])
+    half_gap = torch.where(torch.isnan(nxt), ranked.abs(), ranked - nxt) * 0.5
+    half_gap = torch.where(ranked == 0, torch.zeros_like(half_gap), half_gap)
+    delta_by_region = torch.empty(m, dtype=torch.float64)
+    delta_by_region[order] = half_gap
+    # Channel-summed saliency and region index per element, over all input tensors.
+    sal_parts, reg_parts, shapes = [], [], []
+    for sal, idx in zip(saliency, ex.idx):
+        summed = sal.sum(dim=1, keepdim=True) if sal.dim() >= 3 else sal
+        region = torch.broadcast_to(idx, torch.broadcast_shapes(idx.shape, summed.shape))
+        summed = torch.broadcast_to(summed, region.shape)
+        sal_parts.append(summed.reshape(-1).double().cpu())
+        reg_parts.append(region.reshape(-1).cpu())
+        shapes.append(region.shape)
+    sal_all, reg_all = torch.cat(sal_parts), torch.cat(reg_parts)
+    by_sal = torch.sort(sal_all, stable=True).indices
+    by_region = by_sal[torch.sort(reg_all[by_sal], stable=True).indices]
+    counts = torch.bincount(reg_all, minlength=m)
+    starts = torch.cumsum(counts, 0) - counts
+    position = torch.empty_like(by_region)
+    position[by_region] = torch.arange(len(by_region))
+    within = (position - starts[reg_all]).double() / (counts[reg_all] - 1).clamp_min(1).double()
+    offsets = delta_by_region[reg_all] * (1.0 - within)
+    out, start = [], 0
+    for a, shape in zip(attrs, shapes):
+        n = int(torch.tensor(shape).prod())
+        off = offsets[start : start + n].reshape(shape).to(device=a.device, dtype=a.dtype)
+        out.append((a - off).expand_as(a).clone())
+        start += n
+    return out
+
+
 @dataclass
 class _Example:
     """Per-example state while the searches run."""
@@ -240,6 +288,13 @@ class SubmodularAttribution(PerturbationAttribution):
         whose output is captured by a forward hook (always removed afterwards).
     attribution_map:
         ``"gain"`` (default) or ``"rank"``.
+    within_region:
+        ``None`` (default): every element of a region carries the region's value.
+        ``"gradient"``: elements inside a region are ordered by the input-times-gradient
+        saliency ``∂p/∂x · (x − baseline)`` (summed over channels), spread below the region's
+        value but above the next region's, so region order and exact zeros are kept while
+        pixel-level metrics are no longer decided by ties.  Needs a differentiable model;
+        costs one forward and one backward per example.
 
     Cost
     ----
@@ -256,6 +311,7 @@ class SubmodularAttribution(PerturbationAttribution):
         output_type: str = "logits",
         embedding: Union[Callable[..., Tensor], nn.Module, None] = None,
         attribution_map: str = "gain",
+        within_region: Optional[str] = None,
     ) -> None:
         PerturbationAttribution.__init__(self, forward_func)
         self.search = get_search(search)
@@ -276,6 +332,9 @@ class SubmodularAttribution(PerturbationAttribution):
         if attribution_map not in ATTRIBUTION_MAPS:
             raise ValueError(f"`attribution_map` must be one of {ATTRIBUTION_MAPS}, got {attribution_map!r}.")
         self.attribution_map = attribution_map
+        if within_region not in WITHIN_REGION:
+            raise ValueError(f"`within_region` must be one of {WITHIN_REGION}, got {within_region!r}.")
+        self.within_region = within_region
 
     # ------------------------------------------------------------------ public API
 
@@ -559,7 +618,8 @@ class SubmodularAttribution(PerturbationAttribution):
             dtype = delta.dtype if delta.dtype.is_floating_point else torch.float32
             vals = region_values.to(device=delta.device, dtype=dtype)
             attrs.append(vals[idx].expand_as(delta).clone())
-        attributions = tuple(attrs) if len(attrs) > 1 else attrs[0]
+        if self.within_region == "gradient":
+            attrs = _refine_within_regions(attrs, ex, ranked, order_t, evaluator.gradient_saliency(ex))
         return SubmodularResult(
             order=ex.region_ids[order_t].cpu(),
             insertion_curve=ins,
@@ -607,15 +667,7 @@ class _Evaluator:
         n_inputs = len(parts[0])
         inputs = tuple(torch.cat([p[j] for p in parts]) for j in range(n_inputs))
         example_idx = torch.cat([torch.full((rows.shape[0],), e.index, dtype=torch.long) for e, rows in jobs])
-        args: Tuple[Any, ...] = ()
-        if self.add_args is not None:
-            expanded = []
-            for a in self.add_args:
-                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == self.n:
-                    expanded.append(a.index_select(0, example_idx.to(a.device)))
-                else:
-                    expanded.append(a)
-            args = tuple(expanded)
+        args = self._args_for(example_idx)
         with torch.inference_mode():
             out = self.owner.forward_func(*inputs, *args)
         if not isinstance(out, Tensor):
@@ -626,6 +678,28 @@ class _Evaluator:
                 f"for {example_idx.shape[0]} inputs."
             )
         return out
+
+    def _args_for(self, example_idx: Tensor) -> Tuple[Any, ...]:
+        """``additional_forward_args`` for rows of the given examples."""
+        if self.add_args is None:
+            return ()
+        expanded = []
+        for a in self.add_args:
+            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == self.n:
+                expanded.append(a.index_select(0, example_idx.to(a.device)))
+            else:
+                expanded.append(a)
+        return tuple(expanded)
+
+    def gradient_saliency(self, e: _Example) -> Tuple[Tensor, ...]:
+        """``∂p/∂x · (x − baseline)`` for one example (one forward and one backward)."""
+        with torch.enable_grad():
+            xs = tuple((b + d).detach().requires_grad_(True) for b, d in zip(e.base, e.delta))
+            out = self.owner.forward_func(*xs, *self._args_for(torch.tensor([e.index])))
+            p, _ = target_scores(out, (e.target,), self.owner.output_type)
+            grads = torch.autograd.grad(p.sum(), xs, allow_unused=True)
+        e.n_evaluations += 1
+        return tuple(torch.zeros_like(d) if g is None else (g.detach() * d) for g, d in zip(grads, e.delta))
 
     def evaluate(self, requests: List[Tuple[_Example, Tensor]], where: str) -> None:
         """Make sure every row of every request is in its example's cache."""

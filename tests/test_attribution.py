@@ -510,3 +510,30 @@ def test_progress_bar(capsys):
     assert "SubmodularAttribution attribution" in err
     assert "/22 " in err  # greedy at m=4: estimate 2·10 + 2 inputs
     assert f"{model.rows}/{model.rows} " in err  # ends at 100 % on the inputs really evaluated
+
+
+def test_within_region_gradient_order_keeps_region_order_and_zeros():
+    model = RegionSum([3.0, 0.0, 1.0, 2.0])
+    # x varies inside the tiles so the gradient×input saliency orders the pixels
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4) + 1.0
+    plain = SubmodularAttribution(model, search="greedy", output_type="scalar")
+    refined = SubmodularAttribution(model, search="greedy", output_type="scalar", within_region="gradient")
+    (r0,) = plain.explain(x, feature_mask=MASK4)
+    (r1,) = refined.explain(x, feature_mask=MASK4)
+    assert r1.order.tolist() == r0.order.tolist()
+    a = r1.attributions[0, 0]
+    tiles = MASK4[0, 0]
+    # the dummy tile stays exactly 0
+    assert (a[tiles == 1] == 0).all()
+    # every pixel of a region ranks above every pixel of the next region
+    for hi, lo in zip(r1.order[:-2].tolist(), r1.order[1:-1].tolist()):
+        assert a[tiles == hi].min() > a[tiles == lo].max()
+    # inside a region, pixels follow w·x (larger x → larger saliency)
+    top = r1.order[0].item()
+    vals = a[tiles == top]
+    xs = x[0, 0][tiles == top]
+    assert torch.equal(torch.argsort(vals), torch.argsort(xs))
+    assert a[tiles == top].max().item() == r0.region_values[top].item()
+    assert r1.n_evaluations == r0.n_evaluations + 1
+    with pytest.raises(ValueError, match="within_region"):
+        SubmodularAttribution(model, within_region="noise")
