@@ -1,0 +1,176 @@
+"""Small plotting helpers shared by the comparison harness and the command line.
+
+All functions draw on a Matplotlib ``Axes`` handed in by the caller and never
+choose a backend or create figures themselves (except :func:`new_figure`, which
+uses the non-interactive Agg canvas), so they work headless.
+
+Conventions
+-----------
+* Images are ``H×W×3`` float arrays in ``[0, 1]`` (see :func:`to_image`).
+* Attribution maps are reduced to ``H×W`` by summing the channel axis
+  (:func:`heatmap`), the same reduction the faithfulness metrics use.
+* Overlays use a diverging red/blue colour map centred on 0: red supports the
+  target, blue opposes it, transparent is neutral.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+__all__ = ["to_image", "heatmap", "overlay", "plot_curves", "mean_curve", "new_figure"]
+
+ArrayLike = Union[torch.Tensor, np.ndarray]
+
+
+def _numpy(x: ArrayLike) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def to_image(tensor: ArrayLike, to_display: Optional[Callable[[Any], Any]] = None) -> np.ndarray:
+    """An ``H×W×3`` float image in ``[0, 1]`` for :func:`matplotlib.axes.Axes.imshow`.
+
+    Parameters
+    ----------
+    tensor:
+        ``C×H×W`` or ``1×C×H×W`` image (any value range), or ``H×W`` / ``H×W×C``
+        array.
+    to_display:
+        Optional callable undoing the model's normalisation (e.g.
+        :meth:`captum_submodular.models.LoadedModel.to_display`); it receives
+        ``tensor`` unchanged and must return ``H×W×3`` (or ``H×W``) values in
+        ``[0, 1]``. Without it the image is min–max scaled.
+    """
+    if to_display is not None:
+        img = _numpy(to_display(tensor))
+        if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+            img = img.transpose(1, 2, 0)
+    else:
+        img = _numpy(tensor)
+        if img.ndim == 4 and img.shape[0] == 1:
+            img = img[0]
+        if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+            img = img.transpose(1, 2, 0)
+        lo, hi = float(np.min(img)), float(np.max(img))
+        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(f"to_image: expected an image, got an array of shape {img.shape}")
+    return np.clip(img, 0.0, 1.0)
+
+
+def heatmap(attribution: ArrayLike) -> np.ndarray:
+    """``H×W`` map: the channel sum of a ``C×H×W`` / ``1×C×H×W`` attribution (``H×W`` passes through)."""
+    a = _numpy(attribution)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3:
+        a = a.sum(axis=0)
+    if a.ndim != 2:
+        raise ValueError(f"heatmap: expected a C×H×W or H×W attribution, got shape {a.shape}")
+    return a
+
+
+def overlay(
+    ax: Any,
+    image: np.ndarray,
+    attribution: ArrayLike,
+    *,
+    title: Optional[str] = None,
+    percentile: float = 99.5,
+    cmap: str = "RdBu_r",
+    fontsize: float = 8,
+) -> float:
+    """Draw ``image`` in muted colours with the attribution map on top.
+
+    The map (channel-summed) is divided by the ``percentile``-th percentile of
+    its absolute values, clipped to ``[-1, 1]`` and shown with ``cmap``
+    centred on 0; opacity grows with ``|value|``. Returns the scale used.
+    """
+    import matplotlib
+
+    heat = heatmap(attribution)
+    img = np.asarray(image, dtype=np.float64)
+    grey = img.mean(axis=2, keepdims=True)
+    ax.imshow(np.clip(0.35 * img + 0.35 * grey + 0.15, 0.0, 1.0))
+    finite = np.abs(heat[np.isfinite(heat)])
+    scale = float(np.percentile(finite, percentile)) if finite.size else 0.0
+    if scale <= 0.0:
+        scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    norm = np.clip(np.nan_to_num(heat / scale), -1.0, 1.0)
+    rgba = matplotlib.colormaps[cmap]((norm + 1.0) / 2.0)
+    rgba[..., 3] = 0.85 * np.abs(norm) ** 0.8
+    ax.imshow(rgba)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=fontsize)
+    return scale
+
+
+def mean_curve(fractions: ArrayLike, scores: ArrayLike, grid_size: int = 201) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean of ``N`` curves (``N×P`` fractions and scores).
+
+    When all examples share the same fractions (pixel mode) the scores are
+    averaged point by point; otherwise every curve is linearly interpolated
+    onto ``grid_size`` equally spaced fractions first.
+    """
+    f = np.atleast_2d(_numpy(fractions))
+    s = np.atleast_2d(_numpy(scores))
+    if f.shape != s.shape:
+        raise ValueError(f"mean_curve: fractions {f.shape} and scores {s.shape} differ in shape")
+    if np.all(f == f[:1]):
+        return f[0].copy(), s.mean(axis=0)
+    grid = np.linspace(0.0, 1.0, grid_size)
+    return grid, np.mean([np.interp(grid, fi, si) for fi, si in zip(f, s)], axis=0)
+
+
+def plot_curves(
+    ax: Any,
+    curves: Mapping[str, Tuple[ArrayLike, ArrayLike]],
+    *,
+    areas: Optional[Mapping[str, float]] = None,
+    title: Optional[str] = None,
+    xlabel: str = "fraction of the input changed",
+    ylabel: str = "p(target)",
+    colors: Optional[Mapping[str, Any]] = None,
+    legend_loc: str = "best",
+    fontsize: float = 8,
+) -> None:
+    """One line per name: ``curves[name] = (fractions, scores)`` (1-D, or ``N×P`` to average).
+
+    ``areas[name]``, when given, is appended to the legend entry as ``AUC``.
+    """
+    for i, (name, (fr, sc)) in enumerate(curves.items()):
+        f, s = _numpy(fr), _numpy(sc)
+        if f.ndim == 2:
+            f, s = mean_curve(f, s)
+        label = name if areas is None or name not in areas else f"{name}  AUC {areas[name]:.3f}"
+        color = (colors or {}).get(name, f"C{i % 10}")
+        ax.plot(f, s, color=color, lw=1.8, label=label)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel(xlabel, fontsize=fontsize)
+    ax.set_ylabel(ylabel, fontsize=fontsize)
+    ax.tick_params(labelsize=fontsize - 1)
+    ax.grid(alpha=0.3)
+    if title is not None:
+        ax.set_title(title, fontsize=fontsize + 1)
+    if curves:
+        ax.legend(fontsize=fontsize - 1, loc=legend_loc, framealpha=0.85)
+
+
+def new_figure(figsize: Sequence[float]) -> Any:
+    """A Matplotlib figure on the Agg canvas (no display needed, pyplot state untouched)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=tuple(figsize))
+    FigureCanvasAgg(fig)
+    return fig
