@@ -7,11 +7,23 @@ Main entry points
 - :mod:`captum_submodular.regions` — feature-mask builders (grid, SLIC, prior-guided).
 - :mod:`captum_submodular.search` — search strategies behind one small interface.
 - :mod:`captum_submodular.objective` — the objective and its weights.
+- :mod:`captum_submodular.metrics` / :mod:`captum_submodular.compare` — faithfulness
+  metrics and the side-by-side harness.
+- :func:`explain_dataset` — whole datasets to Parquet, in-process or on Ray.
 """
 
 from .attribution import NonFiniteOutputError, SubmodularAttribution, SubmodularResult
 from .objective import ObjectiveWeights
-from .search import BidirectionalSearch, GreedySearch, SearchOutcome, SearchStrategy, run_search
+from .search import AcceleratedSearch, BidirectionalSearch, GreedySearch, SearchOutcome, SearchStrategy, run_search
+
+
+def __getattr__(name: str):
+    # Lazy: the dataset runner pulls in pyarrow (and optionally Ray) only when used.
+    if name in ("explain_dataset", "RegionsConfig"):
+        from . import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'captum_submodular' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
@@ -24,5 +36,8 @@ __all__ = [
     "SearchOutcome",
     "GreedySearch",
     "BidirectionalSearch",
+    "AcceleratedSearch",
     "run_search",
+    "explain_dataset",
+    "RegionsConfig",
 ]
