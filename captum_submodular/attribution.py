@@ -630,7 +630,7 @@ class SubmodularAttribution(PerturbationAttribution):
             minimal_subset=minimal.cpu(),
             threshold=thr,
             n_evaluations=ex.n_evaluations,
-            attributions=attributions if len(attrs) > 1 else attrs[0],
+            attributions=tuple(attrs) if len(attrs) > 1 else attrs[0],
         )
 
 
