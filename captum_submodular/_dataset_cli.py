@@ -17,6 +17,8 @@ import importlib.util
 import sys
 from typing import Any
 
+from .search import DEFAULT_SEARCH, SEARCHES
+
 __all__ = ["add_explain_dataset_parser", "run_explain_dataset"]
 
 _DESCRIPTION = """\
@@ -106,7 +108,8 @@ def add_explain_dataset_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--regions", choices=("slic", "grid", "prior"), default="slic",
                    help="SLIC superpixels, a square grid, or Grad-CAM-guided cells")
     g.add_argument("--n-regions", type=_positive_int, default=49, metavar="N", help="regions asked for per image")
-    g.add_argument("--search", default="bidirectional", help="bidirectional (default), greedy or accelerated")
+    g.add_argument("--search", default=DEFAULT_SEARCH, choices=tuple(SEARCHES),
+                   help=f"search strategy (default: {DEFAULT_SEARCH})")
     g.add_argument("--target", default="predicted", metavar="predicted|label|INDEX",
                    help="class explained: the prediction, the file-name label, or a fixed class index")
     g.add_argument("--perturbations-per-eval", type=_positive_int, default=64, metavar="B",

@@ -22,7 +22,7 @@ from .objective import (
     target_scores,
 )
 from .regions import default_mask, window_grid_mask
-from .search import SearchStrategy, get_search
+from .search import DEFAULT_SEARCH, SearchStrategy, get_search
 
 __all__ = ["SubmodularAttribution", "SubmodularResult", "NonFiniteOutputError", "ATTRIBUTION_MAPS"]
 
@@ -306,7 +306,7 @@ class SubmodularAttribution(PerturbationAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Tensor],
-        search: Union[str, SearchStrategy] = "bidirectional",
+        search: Union[str, SearchStrategy] = DEFAULT_SEARCH,
         weights: Optional[ObjectiveWeights] = None,
         output_type: str = "logits",
         embedding: Union[Callable[..., Tensor], nn.Module, None] = None,

@@ -67,6 +67,7 @@ from torch import Tensor, nn
 
 from . import metrics as _metrics
 from .metrics import CurveResult
+from .search import DEFAULT_SEARCH, SEARCHES
 
 __all__ = [
     "Method",
@@ -934,7 +935,7 @@ def standard_methods(
     *,
     include: Sequence[str] = STANDARD_METHODS,
     n_segments: int = 25,
-    search: str = "bidirectional",
+    search: str = DEFAULT_SEARCH,
     occlusion_window: Tuple[int, ...] = (3, 15, 15),
     occlusion_stride: Tuple[int, ...] = (3, 8, 8),
     shap_samples: int = 300,
@@ -993,7 +994,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--images", type=int, default=4, help="number of bundled ImageNet samples (first ones)")
     parser.add_argument("--model", default="efficientnet_lite0", help="model name (see models.available_models)")
     parser.add_argument("--regions", type=int, default=25, help="SLIC regions for the region methods")
-    parser.add_argument("--search", default="bidirectional", choices=("bidirectional", "greedy"))
+    parser.add_argument("--search", default=DEFAULT_SEARCH, choices=tuple(SEARCHES))
     parser.add_argument("--methods", default=",".join(STANDARD_METHODS),
                         help=f"comma-separated subset of {','.join(STANDARD_METHODS)}")
     parser.add_argument("--metrics", default="insertion,deletion,insertion_blur",

@@ -102,6 +102,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .search import DEFAULT_SEARCH
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "RECORD_FIELDS",
@@ -781,7 +783,7 @@ def explain_dataset(
     *,
     out_dir: Union[str, os.PathLike],
     regions: RegionsSpec = RegionsConfig(),
-    search: Any = "bidirectional",
+    search: Any = DEFAULT_SEARCH,
     weights: Any = None,
     target: Union[str, int] = "predicted",
     label_fn: Optional[Callable[[str], Optional[int]]] = parse_imagenet_label,

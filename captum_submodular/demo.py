@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .models import DEFAULT_MODEL, LoadedModel, load_model
+from .search import DEFAULT_SEARCH
 
 __all__ = [
     "REGION_KINDS",
@@ -541,7 +542,7 @@ def to_jsonable(value: Any, digits: int = 6) -> Any:
 class AnalysisConfig:
     """Settings shared by ``demo`` and ``explain``."""
 
-    search: str = "bidirectional"
+    search: str = DEFAULT_SEARCH
     regions: str = "slic"
     n_regions: int = 49
     grid: Optional[int] = None

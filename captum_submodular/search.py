@@ -38,6 +38,7 @@ __all__ = [
     "run_search",
     "get_search",
     "SEARCHES",
+    "DEFAULT_SEARCH",
 ]
 
 SearchGenerator = Generator[Tensor, Tensor, "SearchOutcome"]
@@ -409,6 +410,10 @@ def run_search(strategy: SearchStrategy, m: int, set_function: SetFunction) -> S
     except StopIteration as stop:
         return stop.value
 
+
+#: The search used when none is given (by the attribution class, the CLI, the harness
+#: and the dataset runner).
+DEFAULT_SEARCH = "bidirectional"
 
 SEARCHES: Dict[str, Type[SearchStrategy]] = {
     "greedy": GreedySearch,
