@@ -17,6 +17,7 @@ import importlib.util
 import sys
 from typing import Any
 
+from .cli import _positive_int
 from .search import DEFAULT_SEARCH, SEARCHES
 
 __all__ = ["add_explain_dataset_parser", "run_explain_dataset"]
@@ -48,16 +49,6 @@ examples:
 read the records with:
   python -c "from captum_submodular.dataset import read_records; print(read_records('runs/photos').to_pandas())"
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _positive_float(text: str) -> float:

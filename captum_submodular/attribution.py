@@ -744,6 +744,11 @@ class _Evaluator:
     def lookup(self, e: _Example, rows: Tensor, where: str) -> Tuple[Tensor, Tensor, Tensor]:
         """``p(x[S])``, ``p(x[V∖S])`` and ``conf(x[S])`` for each row (evaluates what is missing)."""
         self.evaluate([(e, torch.cat([rows, ~rows]))], where)
+        return self.read(e, rows)
+
+    @staticmethod
+    def read(e: _Example, rows: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Like :meth:`lookup` for rows whose inputs are already in the cache."""
         keys = _row_keys(rows)
         ckeys = _row_keys(~rows)
         p = torch.tensor([e.cache[k][0] for k in keys], dtype=torch.float64)
@@ -800,7 +805,7 @@ class _Evaluator:
             new_requests: Dict[int, Tensor] = {}
             for i, z in requests.items():
                 e = by_index[i]
-                p, pc, c = self.lookup(e, z, where="on a perturbed input")
+                p, pc, c = self.read(e, z)  # evaluated together with the other examples above
                 div = effectiveness(z, e.distances) if e.distances is not None else None
                 values = objective_values(weights, p, pc, c, div)
                 try:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .models import DEFAULT_MODEL, LoadedModel, load_model
+from .models import DEFAULT_MODEL, LoadedModel, load_model, resolve_device
 from .search import DEFAULT_SEARCH
 
 __all__ = [
@@ -73,24 +73,13 @@ _COLOURS = {"SubmodularAttribution": "#d95f02", "Occlusion": "#1b9e77"}
 
 
 def check_device(device: str) -> torch.device:
-    """Parse ``device`` and make sure it exists here (``ValueError`` otherwise)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"invalid device {device!r} ({exc}); use 'cpu' or 'cuda'") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device} requested but CUDA is not available on this machine; "
-                             "use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device} requested but only {torch.cuda.device_count()} "
-                             "CUDA device(s) are available")
-    elif dev.type not in ("cpu", "mps"):
+    """Parse ``device`` and make sure it exists here (``ValueError`` otherwise).
+
+    :func:`captum_submodular.models.resolve_device`, restricted to CPU, CUDA and MPS.
+    """
+    dev = resolve_device(device)
+    if dev.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError(f"--device {device} requested but MPS is not available; use --device cpu")
     return dev
 
 

@@ -159,7 +159,8 @@ def available_models() -> list[str]:
     return [DEFAULT_MODEL] + _torchvision_model_names()
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Parse ``device`` and check it exists on this machine (``ValueError`` otherwise)."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -394,7 +395,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") ->
     if not isinstance(name, str):
         raise TypeError(f"model name must be a string, got {type(name).__name__}")
     key = name.strip().lower()
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     if key == DEFAULT_MODEL:
         parts = _load_efficientnet_lite0()
     elif key in _torchvision_model_names():
