@@ -80,6 +80,7 @@ __all__ = [
     "last_conv_layer",
     "standard_methods",
     "STANDARD_METHODS",
+    "DEFAULT_LINEUP",
     "main",
 ]
 
@@ -283,6 +284,23 @@ def last_conv_layer(model: nn.Module) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- result
+
+
+def _concat_curves(parts: Sequence[CurveResult]) -> CurveResult:
+    """Stack curves of disjoint examples, padding shorter ones with their last point."""
+    width = max(int(c.scores.shape[1]) for c in parts)
+
+    def pad(t: Tensor) -> Tensor:
+        extra = width - t.shape[1]
+        return torch.cat([t, t[:, -1:].expand(-1, extra)], dim=1) if extra else t
+
+    return CurveResult(
+        area=torch.cat([c.area for c in parts]),
+        fractions=torch.cat([pad(c.fractions) for c in parts]),
+        scores=torch.cat([pad(c.scores) for c in parts]),
+        lengths=torch.cat([c.lengths for c in parts]),
+        kind=parts[0].kind,
+    )
 
 
 def _stats(values: Sequence[float]) -> Tuple[float, float]:
@@ -494,6 +512,54 @@ class Comparison:
             targets=list(ex["targets"]), labels=ex["labels"], predictions=list(ex["predictions"]),
             names=list(ex["names"]), target_probabilities=list(ex["target_probabilities"]),
             n_steps=int(data["n_steps"]), substrate=data["substrate"],
+        )  # fmt: skip
+
+    @classmethod
+    def concat(cls, parts: Sequence["Comparison"]) -> "Comparison":
+        """One comparison from shards over disjoint examples (e.g. runs in parallel processes).
+
+        The parts must have the same methods, metrics, budgets, steps and substrate;
+        examples keep the order of ``parts``. Region-mode curves of different lengths are
+        padded by repeating their last point (as :class:`CurveResult` does). Maps and
+        inputs are joined only when every part has them.
+        """
+        parts = list(parts)
+        if not parts or not all(isinstance(p, Comparison) for p in parts):
+            raise ValueError("parts: expected a non-empty sequence of Comparison objects")
+        first = parts[0]
+        for i, p in enumerate(parts[1:], 1):
+            for attr in ("methods", "metrics", "budgets", "n_steps", "substrate"):
+                if list(np.atleast_1d(getattr(p, attr))) != list(np.atleast_1d(getattr(first, attr))):
+                    raise ValueError(f"parts[{i}]: {attr} {getattr(p, attr)!r} differs from parts[0]'s "
+                                     f"{getattr(first, attr)!r}")
+            if (p.labels is None) != (first.labels is None):
+                raise ValueError(f"parts[{i}]: labels given in some parts but not in others")
+        offsets = np.cumsum([0] + [p.n_examples for p in parts])[:-1]
+        values = {name: {k: np.concatenate([np.asarray(p.values[name][k]) for p in parts])
+                         for k in first.values[name]} for name in first.methods}
+        hc = {}
+        for name in first.methods:
+            rows = [np.asarray(p.highest_confidence[name]) for p in parts if name in p.highest_confidence]
+            if rows:
+                hc[name] = np.concatenate([r.reshape(-1, len(first.budgets)) for r in rows])
+        curves: Dict[str, Dict[str, CurveResult]] = {}
+        for name in first.methods:
+            keys = set.intersection(*(set(p.curves.get(name, {})) for p in parts))
+            curves[name] = {k: _concat_curves([p.curves[name][k] for p in parts]) for k in sorted(keys)}
+        maps = {}
+        for name in first.methods:
+            if all(name in p.maps for p in parts):
+                maps[name] = torch.cat([p.maps[name] for p in parts])
+        inputs = torch.cat([p.inputs for p in parts]) if all(p.inputs is not None for p in parts) else None
+        return cls(
+            methods=list(first.methods), metrics=list(first.metrics), values=values, highest_confidence=hc,
+            hc_examples=[int(i + o) for p, o in zip(parts, offsets) for i in p.hc_examples],
+            budgets=tuple(first.budgets), curves=curves, maps=maps, inputs=inputs,
+            targets=[t for p in parts for t in p.targets],
+            labels=None if first.labels is None else [v for p in parts for v in p.labels],
+            predictions=[v for p in parts for v in p.predictions], names=[v for p in parts for v in p.names],
+            target_probabilities=[v for p in parts for v in p.target_probabilities],
+            n_steps=first.n_steps, substrate=first.substrate,
         )  # fmt: skip
 
     def csv_columns(self) -> List[str]:
@@ -927,38 +993,56 @@ class _SlicMasks:
 
 
 #: Names accepted by :func:`standard_methods`.
-STANDARD_METHODS = ("ours", "Occlusion", "FeatureAblation", "KernelShap", "IntegratedGradients", "LayerGradCam")
+STANDARD_METHODS = ("ours", "Occlusion", "FeatureAblation", "KernelShap", "Lime", "IntegratedGradients",
+                    "LayerGradCam", "published")
+#: The line-up :func:`standard_methods` builds when ``include`` is not given (the slow
+#: ``Lime`` and ``published`` rows are opt-in).
+DEFAULT_LINEUP = ("ours", "Occlusion", "FeatureAblation", "KernelShap", "IntegratedGradients", "LayerGradCam")
+#: Superpixels of the published method's setting (ALGORITHMS.md: about 45 on ImageNet photos).
+PUBLISHED_SEGMENTS = 49
 
 
 def standard_methods(
     model: nn.Module,
     *,
-    include: Sequence[str] = STANDARD_METHODS,
+    include: Sequence[str] = DEFAULT_LINEUP,
     n_segments: int = 25,
     search: str = DEFAULT_SEARCH,
     occlusion_window: Tuple[int, ...] = (3, 15, 15),
     occlusion_stride: Tuple[int, ...] = (3, 8, 8),
-    shap_samples: int = 300,
+    shap_samples: int = 500,
+    lime_samples: int = 500,
     ig_steps: int = 32,
     layer: Optional[nn.Module] = None,
+    published_segments: int = PUBLISHED_SEGMENTS,
     perturbations_per_eval: int = 64,
 ) -> List[Method]:
     """The usual line-up on an image classifier, sharing one SLIC mask per example.
 
-    ``ours`` (:class:`SubmodularAttribution`, ``search``), ``Occlusion``
-    (``occlusion_window`` / ``occlusion_stride``), ``FeatureAblation`` and
-    ``KernelShap`` (``shap_samples`` samples) on the SLIC mask (``n_segments``),
-    ``IntegratedGradients`` (``ig_steps`` steps, internal batch ``ig_steps``)
-    and ``LayerGradCam`` on ``layer`` (default: :func:`last_conv_layer`).
+    - ``ours``: :class:`SubmodularAttribution` with ``search`` and default weights.
+    - ``Occlusion``: ``occlusion_window`` / ``occlusion_stride``.
+    - ``FeatureAblation``, ``KernelShap`` (``shap_samples``) and ``Lime``
+      (``lime_samples``, Captum's default Lasso surrogate; needs scikit-learn) on the
+      SLIC mask of ``n_segments`` regions, the same mask as ``ours``.
+    - ``IntegratedGradients``: ``ig_steps`` steps, internal batch ``ig_steps``.
+    - ``LayerGradCam`` on ``layer`` (default: :func:`last_conv_layer`).
+    - ``published``: the stand-in for the published method (SMDL/LiMA):
+      ``search="bidirectional"`` with the published weights 20/5/0.01/0 on its own SLIC
+      mask of ``published_segments`` regions.
+
+    ``include`` picks and orders the rows (default :data:`DEFAULT_LINEUP`; any of
+    :data:`STANDARD_METHODS`).
     """
-    from captum.attr import FeatureAblation, IntegratedGradients, KernelShap, LayerGradCam, Occlusion
+    from captum.attr import FeatureAblation, IntegratedGradients, KernelShap, LayerGradCam, Lime, Occlusion
 
     from .attribution import SubmodularAttribution
+    from .objective import ObjectiveWeights
 
     unknown = [m for m in include if m not in STANDARD_METHODS]
     if unknown:
         raise ValueError(f"include: unknown method(s) {unknown}; choose from {list(STANDARD_METHODS)}")
     slic = _SlicMasks(n_segments)
+    published_slic = slic if published_segments == n_segments else _SlicMasks(published_segments)
     ppe = perturbations_per_eval
     build: Dict[str, Callable[[], Method]] = {
         "ours": lambda: Method("ours", SubmodularAttribution(model, search=search),
@@ -970,10 +1054,15 @@ def standard_methods(
                                           {"perturbations_per_eval": ppe}, kwargs_fn=slic),
         "KernelShap": lambda: Method("KernelShap", KernelShap(model),
                                      {"n_samples": shap_samples, "perturbations_per_eval": ppe}, kwargs_fn=slic),
+        "Lime": lambda: Method("Lime", Lime(model),
+                               {"n_samples": lime_samples, "perturbations_per_eval": ppe}, kwargs_fn=slic),
         "IntegratedGradients": lambda: Method("IntegratedGradients", IntegratedGradients(model),
                                               {"n_steps": ig_steps, "internal_batch_size": ig_steps}),
         "LayerGradCam": lambda: Method("LayerGradCam",
                                        LayerGradCam(model, layer if layer is not None else last_conv_layer(model))),
+        "published": lambda: Method("published", SubmodularAttribution(model, search="bidirectional",
+                                                                       weights=ObjectiveWeights()),
+                                    {"perturbations_per_eval": ppe}, kwargs_fn=published_slic),
     }  # fmt: skip
     return [build[name]() for name in include]
 
@@ -995,7 +1084,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--model", default="efficientnet_lite0", help="model name (see models.available_models)")
     parser.add_argument("--regions", type=int, default=25, help="SLIC regions for the region methods")
     parser.add_argument("--search", default=DEFAULT_SEARCH, choices=tuple(SEARCHES))
-    parser.add_argument("--methods", default=",".join(STANDARD_METHODS),
+    parser.add_argument("--methods", default=",".join(DEFAULT_LINEUP),
                         help=f"comma-separated subset of {','.join(STANDARD_METHODS)}")
     parser.add_argument("--metrics", default="insertion,deletion,insertion_blur",
                         help=f"comma-separated subset of {','.join(COMPARE_METRICS)}")

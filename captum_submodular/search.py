@@ -413,7 +413,7 @@ def run_search(strategy: SearchStrategy, m: int, set_function: SetFunction) -> S
 
 #: The search used when none is given (by the attribution class, the CLI, the harness
 #: and the dataset runner).
-DEFAULT_SEARCH = "bidirectional"
+DEFAULT_SEARCH = "accelerated"
 
 SEARCHES: Dict[str, Type[SearchStrategy]] = {
     "greedy": GreedySearch,

@@ -327,3 +327,67 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="methods"):
         compare(net, x, None, [Method("x", object())], show_progress=False)
     assert set(COMPARE_METRICS) >= {"insertion", "deletion", "insertion_blur", "highest_confidence"}
+
+
+# ----------------------------------------------------------------- shards and the line-up
+
+
+def test_concat_of_shards_equals_one_run(setup):
+    net, x, methods, res = setup
+    parts = [compare(net, x[:1], None, methods, metrics=("insertion", "deletion", "insertion_blur"),
+                     n_steps=N_STEPS, show_progress=False),
+             compare(net, x[1:], None, methods, metrics=("insertion", "deletion", "insertion_blur"),
+                     n_steps=N_STEPS, show_progress=False)]
+    joined = Comparison.concat(parts)
+    assert joined.targets == res.targets and joined.predictions == res.predictions
+    assert joined.target_probabilities == pytest.approx(res.target_probabilities, abs=1e-6)
+    for m in methods:
+        for key in ("insertion", "deletion", "insertion_blur", "evaluations"):
+            assert np.allclose(joined.values[m.name][key], res.values[m.name][key], atol=1e-6), (m.name, key)
+        assert torch.allclose(joined.maps[m.name], res.maps[m.name], atol=1e-6)
+        assert torch.allclose(joined.curves[m.name]["deletion"].scores, res.curves[m.name]["deletion"].scores,
+                              atol=1e-6)
+    assert torch.equal(joined.inputs, res.inputs)
+    with pytest.raises(ValueError, match="parts\\[1\\]: methods"):
+        Comparison.concat([parts[0], compare(net, x[1:], None, methods[:1], metrics=("insertion",),
+                                             n_steps=N_STEPS, show_progress=False)])
+    with pytest.raises(ValueError, match="parts: expected"):
+        Comparison.concat([])
+
+
+def test_concat_pads_region_curves_with_their_last_point():
+    from captum_submodular.compare import _concat_curves
+    from captum_submodular.metrics import CurveResult
+
+    a = CurveResult(area=torch.tensor([0.5]), fractions=torch.tensor([[0.0, 0.5, 1.0]]),
+                    scores=torch.tensor([[0.2, 0.6, 0.9]]), lengths=torch.tensor([3]), kind="insertion")
+    b = CurveResult(area=torch.tensor([0.4]), fractions=torch.tensor([[0.0, 1.0]]),
+                    scores=torch.tensor([[0.1, 0.7]]), lengths=torch.tensor([2]), kind="insertion")
+    c = _concat_curves([a, b])
+    assert torch.equal(c.scores, torch.tensor([[0.2, 0.6, 0.9], [0.1, 0.7, 0.7]]))
+    assert torch.equal(c.fractions, torch.tensor([[0.0, 0.5, 1.0], [0.0, 1.0, 1.0]]))
+    assert c.lengths.tolist() == [3, 2] and c.area.tolist() == pytest.approx([0.5, 0.4])
+
+
+def test_standard_methods_lineup_and_published_stand_in():
+    from captum.attr import Lime
+
+    from captum_submodular.compare import DEFAULT_LINEUP, STANDARD_METHODS, standard_methods
+    from captum_submodular.objective import ObjectiveWeights
+
+    net = tiny_net()
+    assert [m.name for m in standard_methods(net)] == list(DEFAULT_LINEUP)
+    built = {m.name: m for m in standard_methods(net, include=STANDARD_METHODS, n_segments=4,
+                                                 published_segments=6, lime_samples=7)}
+    assert list(built) == list(STANDARD_METHODS)
+    assert isinstance(built["Lime"].attribution, Lime) and built["Lime"].kwargs["n_samples"] == 7
+    pub = built["published"].attribution
+    assert isinstance(pub, SubmodularAttribution) and type(pub.search).__name__ == "BidirectionalSearch"
+    assert pub.weights == ObjectiveWeights(20.0, 5.0, 0.01, 0.0)
+    x = torch.rand(1, 3, 32, 32)
+    ours_mask = built["ours"].call_kwargs(0, x)["feature_mask"]
+    assert torch.equal(built["Lime"].call_kwargs(0, x)["feature_mask"], ours_mask)
+    pub_mask = built["published"].call_kwargs(0, x)["feature_mask"]
+    assert len(torch.unique(pub_mask)) > len(torch.unique(ours_mask))
+    with pytest.raises(ValueError, match="include: unknown"):
+        standard_methods(net, include=["nope"])

@@ -23,6 +23,7 @@ from captum_submodular import metrics
 from captum_submodular.data import load_image
 from captum_submodular.models import LoadedModel
 from captum_submodular.regions import grid_mask
+from captum_submodular.search import DEFAULT_SEARCH
 
 HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 needs_pyarrow = pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow is not installed (pip install pyarrow)")
@@ -133,7 +134,7 @@ def test_in_process_records_equal_direct_explain(tmp_path):
         (res,) = sa.explain(x, baselines=0.0, target=target, feature_mask=mask, perturbations_per_eval=64)
         assert rec["order"] == res.order.tolist()
         assert rec["region_ids"] == res.region_ids.tolist() == list(range(16))
-        assert rec["n_regions"] == 16 and rec["regions"] == "grid:16" and rec["search"] == "bidirectional"
+        assert rec["n_regions"] == 16 and rec["regions"] == "grid:16" and rec["search"] == DEFAULT_SEARCH == "accelerated"
         np.testing.assert_array_equal(rec["region_values"], res.region_values.numpy())
         np.testing.assert_array_equal(rec["search_insertion_curve"], res.insertion_curve.numpy())
         np.testing.assert_array_equal(rec["search_deletion_curve"], res.deletion_curve.numpy())
