@@ -190,6 +190,7 @@ def memory_probe(spec: str) -> None:
 
 
 def main() -> None:
+    global PPE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=("quick", "full"), default="quick")
     ap.add_argument("--images", type=int, default=0, help="override the image count of --size")
@@ -204,12 +205,15 @@ def main() -> None:
     ap.add_argument("--extras", action="store_true", help="overhead, memory and batching measurements")
     ap.add_argument("--no-main", action="store_true")
     ap.add_argument("--batch-images", type=int, default=8)
+    ap.add_argument("--ppe", type=int, default=PPE,
+                    help="perturbations_per_eval of every method (16 is fastest per image on a 2-core CPU)")
     ap.add_argument("--out", default="bench_search.json")
     ap.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_probe:
         memory_probe(args.memory_probe)
         return
+    PPE = args.ppe
     out: Dict = dict(args=vars(args), torch=torch.__version__, threads=torch.get_num_threads(),
                      nproc=os.cpu_count(), platform=platform.platform())
     if not args.no_main:

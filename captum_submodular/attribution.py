@@ -275,8 +275,11 @@ class SubmodularAttribution(PerturbationAttribution):
     forward_func:
         The model or any callable ``forward_func(*inputs, *additional_forward_args)``.
     search:
-        ``"bidirectional"`` (default; LiMA's two-sided greedy), ``"greedy"`` (exact plain
-        greedy), or any :class:`~captum_submodular.search.SearchStrategy` instance.
+        ``"accelerated"`` (default: surrogate-screened greedy, about 10·m model calls,
+        e.g. 496 at m = 49), ``"bidirectional"`` (LiMA's two-sided greedy, about m²/1.5),
+        ``"greedy"`` (exact plain greedy, m(m+1)), or any
+        :class:`~captum_submodular.search.SearchStrategy` instance.  BENCHMARKS.md §1–2
+        measures the three side by side.
     weights:
         :class:`~captum_submodular.objective.ObjectiveWeights`; defaults 20 / 5 / 0.01 / 0.
     output_type:
@@ -299,8 +302,9 @@ class SubmodularAttribution(PerturbationAttribution):
     Cost
     ----
     About ``2 ×`` the search's subset queries in model inputs (``m(m+1)`` for greedy;
-    see :class:`~captum_submodular.search.BidirectionalSearch` for the two-sided
-    count), plus ``m`` single-region inputs when the diversity term is used.
+    see :class:`~captum_submodular.search.BidirectionalSearch` and
+    :class:`~captum_submodular.search.AcceleratedSearch` for theirs), plus ``m``
+    single-region inputs when the diversity term is used.
     """
 
     def __init__(
@@ -432,6 +436,13 @@ class SubmodularAttribution(PerturbationAttribution):
             baselines = tuple(0.0 for _ in inputs)
         elif not isinstance(baselines, tuple):
             baselines = (baselines,)
+        if (len(baselines) != len(inputs) and len(baselines) == inputs[0].dim() - 1
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in baselines)):
+            raise ValueError(
+                f"`baselines` got {baselines!r}, which looks like Occlusion's positional "
+                "`sliding_window_shapes`; SubmodularAttribution.attribute takes `baselines` second, "
+                "so pass the window by keyword: `sliding_window_shapes=...`."
+            )
         if len(baselines) != len(inputs):
             raise ValueError(
                 f"`baselines` must have one entry per input tensor ({len(inputs)}), got {len(baselines)}."

@@ -82,18 +82,15 @@ def _wrap(text: str) -> str:
 
 def _default_search() -> str:
     """The search ``SubmodularAttribution`` uses by default (the CLI follows the library)."""
-    import inspect
+    from .search import DEFAULT_SEARCH
 
-    from .attribution import SubmodularAttribution
-
-    default = inspect.signature(SubmodularAttribution.__init__).parameters["search"].default
-    return default if isinstance(default, str) else "bidirectional"
+    return DEFAULT_SEARCH
 
 
 _SEARCH_NOTES = {
     "greedy": "SMDL's exact plain greedy, ~R² model calls",
     "bidirectional": "LiMA's two-sided greedy, about half of greedy's calls",
-    "accelerated": "greedy screened by a surrogate, fewer calls for large R",
+    "accelerated": "greedy screened by a surrogate, about 10 calls per region (the default)",
 }
 
 
@@ -125,7 +122,8 @@ def _common_options(p: argparse.ArgumentParser, out_default: str, n_regions: int
                         "division (grid cells ranked by Captum LayerGradCam on the last conv layer). "
                         "Default: %(default)s")
     g.add_argument("--n-regions", type=_positive_int, default=n_regions, metavar="R",
-                   help="approximate number of regions; the cost grows about as R² (default: %(default)s)")
+                   help="approximate number of regions; model calls grow about as 10·R with the "
+                        "accelerated search, R² with the exact ones (default: %(default)s)")
     g.add_argument("--grid", type=_positive_int, default=None, metavar="N",
                    help="grid regions: N×N tiles (default: √R); prior regions: N×N cells (default 10)")
     notes = "; ".join(f"{name}: {_SEARCH_NOTES[name]}" for name in sorted(SEARCHES) if name in _SEARCH_NOTES)

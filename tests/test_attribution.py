@@ -291,6 +291,11 @@ def test_occlusion_style_call():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sa.attribute(x, target=1, sliding_window_shapes=(3, 5, 5), strides=(3, 5, 5))
+    # Occlusion's positional window lands in `baselines` here: a clear error, no model call.
+    counting = Counting(model)
+    with pytest.raises(ValueError, match="looks like Occlusion's positional `sliding_window_shapes`"):
+        SubmodularAttribution(counting).attribute(x, (3, 5, 5), target=1)
+    assert counting.rows == 0
 
 
 def test_baselines_forms():
