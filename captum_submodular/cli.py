@@ -30,7 +30,7 @@ EXIT_USAGE = 2
 #: default model classifies correctly and that show different kinds of objects).
 DEMO_IMAGES = ("imagenet_00", "imagenet_04", "imagenet_15", "imagenet_13", "imagenet_17")
 DEMO_N_IMAGES = 2
-DEMO_N_REGIONS = 25
+DEMO_N_REGIONS = 49
 
 _DESCRIPTION = """\
 Submodular subset-selection attribution (SMDL / LiMA) for Captum, from the command line.

@@ -1006,7 +1006,7 @@ def standard_methods(
     model: nn.Module,
     *,
     include: Sequence[str] = DEFAULT_LINEUP,
-    n_segments: int = 25,
+    n_segments: int = 49,
     search: str = DEFAULT_SEARCH,
     occlusion_window: Tuple[int, ...] = (3, 15, 15),
     occlusion_stride: Tuple[int, ...] = (3, 8, 8),
@@ -1082,7 +1082,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--images", type=int, default=4, help="number of bundled ImageNet samples (first ones)")
     parser.add_argument("--model", default="efficientnet_lite0", help="model name (see models.available_models)")
-    parser.add_argument("--regions", type=int, default=25, help="SLIC regions for the region methods")
+    parser.add_argument("--regions", type=int, default=49, help="SLIC regions for the region methods")
     parser.add_argument("--search", default=DEFAULT_SEARCH, choices=tuple(SEARCHES))
     parser.add_argument("--methods", default=",".join(DEFAULT_LINEUP),
                         help=f"comma-separated subset of {','.join(STANDARD_METHODS)}")
