@@ -82,7 +82,8 @@ def run_main(args, out: Dict) -> None:
         x = lm.preprocess(s.image)[None]
         label = int(s.label)
         masks = {f"slic{n}": slic_mask(x[0], n_segments=n) for n in args.segments}
-        masks["grid14"] = grid_mask(224, 224, grid=14)
+        if not args.no_grid:
+            masks["grid14"] = grid_mask(224, 224, grid=14)
         for mname, mask in masks.items():
             m = int(mask.max()) + 1
             for search in args.searches:
@@ -202,6 +203,7 @@ def main() -> None:
                     help="run greedy/bidirectional only on the first N images")
     ap.add_argument("--shap-samples", type=int, default=1000)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--no-grid", action="store_true", help="skip the 14×14 grid (196 regions)")
     ap.add_argument("--extras", action="store_true", help="overhead, memory and batching measurements")
     ap.add_argument("--no-main", action="store_true")
     ap.add_argument("--batch-images", type=int, default=8)

@@ -275,9 +275,9 @@ class SubmodularAttribution(PerturbationAttribution):
     forward_func:
         The model or any callable ``forward_func(*inputs, *additional_forward_args)``.
     search:
-        ``"accelerated"`` (default: surrogate-screened greedy, about 10·m model calls,
-        e.g. 496 at m = 49), ``"bidirectional"`` (LiMA's two-sided greedy, about m²/1.5),
-        ``"greedy"`` (exact plain greedy, m(m+1)), or any
+        ``"bidirectional"`` (default: LiMA's two-sided greedy, about m²/1.5 model calls,
+        1,608 at m = 49), ``"accelerated"`` (surrogate-screened greedy, about 10·m, 496 at
+        m = 49, somewhat less faithful), ``"greedy"`` (exact plain greedy, m(m+1)), or any
         :class:`~captum_submodular.search.SearchStrategy` instance.  BENCHMARKS.md §1–2
         measures the three side by side.
     weights:

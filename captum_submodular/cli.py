@@ -30,7 +30,7 @@ EXIT_USAGE = 2
 #: default model classifies correctly and that show different kinds of objects).
 DEMO_IMAGES = ("imagenet_00", "imagenet_04", "imagenet_15", "imagenet_13", "imagenet_17")
 DEMO_N_IMAGES = 2
-DEMO_N_REGIONS = 49
+DEMO_N_REGIONS = 25
 
 _DESCRIPTION = """\
 Submodular subset-selection attribution (SMDL / LiMA) for Captum, from the command line.
@@ -90,7 +90,7 @@ def _default_search() -> str:
 _SEARCH_NOTES = {
     "greedy": "SMDL's exact plain greedy, ~R² model calls",
     "bidirectional": "LiMA's two-sided greedy, about half of greedy's calls",
-    "accelerated": "greedy screened by a surrogate, about 10 calls per region (the default)",
+    "accelerated": "greedy screened by a surrogate, about 10 calls per region",
 }
 
 
