@@ -133,7 +133,8 @@ def merge(args: argparse.Namespace) -> None:
     picks = [i for i, n in enumerate(result.names) if n in FIGURE_IMAGES] or [0, 1, 2][: result.n_examples]
     result.figure(os.path.join(args.out, f"{args.dataset}-figure.png"), examples=picks,
                   to_display=lm.to_display, class_names=lm.class_names,
-                  title=f"EfficientNet-Lite0, defaults vs. Captum ({result.n_examples} images)")
+                  title=f"EfficientNet-Lite0, {result.n_examples} images: ours = accelerated search, "
+                        "published = bidirectional (the default)")
 
 
 def main() -> None:
