@@ -75,7 +75,7 @@ def run_main(args, out: Dict) -> None:
     lm = load_model()
     model = Counted(lm.model.eval())
     n_images = args.images or (4 if args.size == "quick" else 20)
-    samples = imagenet_samples()[:n_images]
+    samples = imagenet_samples()[args.skip : args.skip + n_images]
     out["images"] = [s.name for s in samples]
     recs: List[Dict] = out.setdefault("records", [])
     for ii, s in enumerate(samples):
@@ -195,6 +195,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=("quick", "full"), default="quick")
     ap.add_argument("--images", type=int, default=0, help="override the image count of --size")
+    ap.add_argument("--skip", type=int, default=0, help="start after this many images (to split a run)")
     ap.add_argument("--segments", type=int, nargs="+", default=[25, 49, 100])
     ap.add_argument("--searches", nargs="+", default=["accelerated", "greedy", "bidirectional"])
     ap.add_argument("--exact-max-m", type=int, default=60,
