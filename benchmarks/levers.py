@@ -19,10 +19,11 @@ import os
 import time
 
 import torch
+from captum.attr import IntegratedGradients
 
 from captum_submodular import SubmodularAttribution
 from captum_submodular.data import imagenet_samples, skimage_samples
-from captum_submodular.metrics import deletion, insertion
+from captum_submodular.metrics import curve_area, deletion, insertion
 from captum_submodular.models import load_model
 from captum_submodular.objective import ObjectiveWeights
 from captum_submodular.regions import grid_mask, slic_mask
@@ -45,10 +46,10 @@ def make_mask(spec: str, x: torch.Tensor) -> torch.Tensor:
     return grid_mask(x.shape[-2], x.shape[-1], grid=(int(n), int(n)))
 
 
-def _trapezoid(curve: torch.Tensor) -> torch.Tensor:
-    """Area under a curve sampled at equal steps over [0, 1] (the search's own curve)."""
-    c = curve.double()
-    return ((c[1:] + c[:-1]) * 0.5).mean()
+def _region_area(curve: torch.Tensor) -> float:
+    """Area under the search's own curve: one step per region, equal steps over [0, 1]."""
+    c = curve.double()[None]
+    return round(float(curve_area(torch.linspace(0.0, 1.0, c.shape[1], dtype=torch.float64)[None], c)), 4)
 
 
 def scores(model, x, a, target) -> dict:
@@ -78,8 +79,6 @@ def main() -> None:
             x = loaded.preprocess(s.image)[None]
             with torch.no_grad():
                 target = int(model(x).argmax()) if s.label is None else s.label
-            from captum.attr import IntegratedGradients
-
             t0 = time.time()
             ig = IntegratedGradients(model).attribute(x, target=target, n_steps=32, internal_batch_size=32)
             rows = [dict(image=s.name, config="IntegratedGradients", seconds=round(time.time() - t0, 1),
@@ -94,8 +93,8 @@ def main() -> None:
                 plain = res.region_values.float()[torch.searchsorted(res.region_ids, mask)].expand_as(x)
                 base = dict(image=s.name, config=name, m=int(res.region_ids.numel()),
                             evaluations=int(res.n_evaluations), seconds=sec,
-                            region_ins=round(float(_trapezoid(res.insertion_curve)), 4),
-                            region_del=round(float(_trapezoid(res.deletion_curve)), 4))
+                            region_ins=_region_area(res.insertion_curve),
+                            region_del=_region_area(res.deletion_curve))
                 rows.append(dict(base, map="plain", **scores(model, x, plain, target)))
                 rows.append(dict(base, map="gradient", **scores(model, x, res.attributions, target)))
             for row in rows:

@@ -80,13 +80,6 @@ def _wrap(text: str) -> str:
     return "\n\n".join(textwrap.fill(p, width=88) for p in text.split("\n\n"))
 
 
-def _default_search() -> str:
-    """The search ``SubmodularAttribution`` uses by default (the CLI follows the library)."""
-    from .search import DEFAULT_SEARCH
-
-    return DEFAULT_SEARCH
-
-
 _SEARCH_NOTES = {
     "greedy": "SMDL's exact plain greedy, ~R² model calls",
     "bidirectional": "LiMA's two-sided greedy, about half of greedy's calls",
@@ -107,7 +100,7 @@ def _positive_int(text: str) -> int:
 def _common_options(p: argparse.ArgumentParser, out_default: str, n_regions: int) -> None:
     from .demo import REGION_KINDS
     from .models import DEFAULT_MODEL
-    from .search import SEARCHES
+    from .search import DEFAULT_SEARCH, SEARCHES
 
     g = p.add_argument_group("model")
     g.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
@@ -127,7 +120,7 @@ def _common_options(p: argparse.ArgumentParser, out_default: str, n_regions: int
     g.add_argument("--grid", type=_positive_int, default=None, metavar="N",
                    help="grid regions: N×N tiles (default: √R); prior regions: N×N cells (default 10)")
     notes = "; ".join(f"{name}: {_SEARCH_NOTES[name]}" for name in sorted(SEARCHES) if name in _SEARCH_NOTES)
-    g.add_argument("--search", choices=sorted(SEARCHES), default=_default_search(),
+    g.add_argument("--search", choices=sorted(SEARCHES), default=DEFAULT_SEARCH,
                    help=f"subset search strategy ({notes}). Default: %(default)s")
     g.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
                    help="perturbed images per model call (default: %(default)s)")

@@ -529,7 +529,7 @@ class Comparison:
         first = parts[0]
         for i, p in enumerate(parts[1:], 1):
             for attr in ("methods", "metrics", "budgets", "n_steps", "substrate"):
-                if list(np.atleast_1d(getattr(p, attr))) != list(np.atleast_1d(getattr(first, attr))):
+                if getattr(p, attr) != getattr(first, attr):
                     raise ValueError(f"parts[{i}]: {attr} {getattr(p, attr)!r} differs from parts[0]'s "
                                      f"{getattr(first, attr)!r}")
             if (p.labels is None) != (first.labels is None):
