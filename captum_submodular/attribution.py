@@ -142,30 +142,70 @@ def _row_keys(rows: Tensor) -> List[bytes]:
     return [r.tobytes() for r in packed]
 
 
-def _monotone_gain_map(ins: Tensor, dele: Tensor) -> Tensor:
-    """Region values in selection order (see the class docstring for the formula)."""
-    gains = 0.5 * ((ins[1:] - ins[:-1]) + (dele[:-1] - dele[1:]))
-    pos = torch.cummin(gains.clamp_min(0), dim=0).values
-    neg = torch.flip(torch.cummax(torch.flip(gains.clamp_max(0), [0]), dim=0).values, [0])
-    values = pos + neg
-    # Spread runs of equal non-zero values so that the order is strict where it can be.
-    out = values.clone()
-    m = len(values)
-    start = 0
-    while start < m:
-        end = start
-        while end + 1 < m and values[end + 1] == values[start]:
-            end += 1
-        a = float(values[start])
-        length = end - start + 1
-        if a != 0.0 and length > 1:
-            if end + 1 < m:
-                b = float(values[end + 1])
-            else:
-                b = 0.0 if a > 0 else 2.0 * a
-            steps = torch.arange(length, dtype=values.dtype)
-            out[start : end + 1] = a - (a - b) * 0.5 * steps / length
-        start = end + 1
+def _isotonic_decreasing(values: Tensor) -> Tensor:
+    """The non-increasing sequence closest to ``values`` in least squares (pool adjacent violators)."""
+    means: List[float] = []
+    sizes: List[int] = []
+    for v in values.tolist():
+        means.append(float(v))
+        sizes.append(1)
+        while len(means) > 1 and means[-2] < means[-1]:
+            n = sizes[-2] + sizes[-1]
+            means[-2] = (means[-2] * sizes[-2] + means[-1] * sizes[-1]) / n
+            sizes[-2] = n
+            means.pop()
+            sizes.pop()
+    return torch.tensor([mu for mu, n in zip(means, sizes) for _ in range(n)], dtype=torch.float64)
+
+
+def _gain_map(ins: Tensor, dele: Tensor, resolution: float = 0.0) -> Tensor:
+    """Region values in selection order (see the class docstring for the formula).
+
+    Differences of the curves at or below ``resolution`` count as exactly zero.
+    """
+    d_ins = ins[1:].double() - ins[:-1].double()
+    d_del = dele[:-1].double() - dele[1:].double()
+    d_ins = torch.where(d_ins.abs() <= resolution, torch.zeros_like(d_ins), d_ins)
+    d_del = torch.where(d_del.abs() <= resolution, torch.zeros_like(d_del), d_del)
+    no_effect = (d_ins == 0) & (d_del == 0)
+    pooled = _isotonic_decreasing(0.5 * (d_ins + d_del))
+    m = len(pooled)
+    out = torch.empty(m, dtype=torch.float64)
+    # Runs of equal pooled values are spread strictly inside their own band, so that
+    # the map is strictly decreasing along the order and keeps the pooled value's sign.
+    starts = [0] + [r for r in range(1, m) if pooled[r] != pooled[r - 1]]
+    ends = starts[1:] + [m]
+    scale = float(pooled.abs().max()) if m else 0.0
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        value = float(pooled[a])
+        length = b - a
+        prev_value = float(pooled[a - 1]) if a > 0 else None
+        next_value = float(pooled[b]) if b < m else None
+        if value > 0:
+            low = max(next_value, 0.0) if next_value is not None else 0.0
+            out[a:b] = value - (value - low) * 0.5 * torch.arange(length, dtype=torch.float64) / length
+        elif value < 0:
+            low = next_value if next_value is not None else 2.0 * value
+            out[a:b] = value - (value - low) * 0.5 * torch.arange(length, dtype=torch.float64) / length
+        else:
+            # A run pooled to exactly 0: its longest stretch of regions without effect keeps
+            # exact zeros; regions before it get small positive values, after it negative ones.
+            band = 0.5 * min([abs(v) for v in (prev_value, next_value) if v is not None] or [scale or 1.0])
+            flags = no_effect[a:b].tolist()
+            best_start, best_len, run_start = 0, 0, None
+            for j, flag in enumerate(flags + [False]):
+                if flag and run_start is None:
+                    run_start = j
+                elif not flag and run_start is not None:
+                    if j - run_start > best_len:
+                        best_start, best_len = run_start, j - run_start
+                    run_start = None
+            if best_len == 0:  # no region without effect: split the run in the middle
+                best_start = (length + 1) // 2
+            before, after = best_start, length - best_start - best_len
+            out[a : a + before] = band * torch.arange(before, 0, -1, dtype=torch.float64) / (before + 1)
+            out[a + before : a + before + best_len] = 0.0
+            out[b - after : b] = -band * torch.arange(1, after + 1, dtype=torch.float64) / (after + 1)
     return out
 
 
@@ -262,13 +302,23 @@ class SubmodularAttribution(PerturbationAttribution):
     ``o_1..o_m``, ``ins_k = p(x[{o_1..o_k}])`` and ``del_k = p(x[V∖{o_1..o_k}])``, the
     raw gain of the region at rank ``r`` is
     ``s_r = ½ · ((ins_r − ins_{r−1}) + (del_{r−1} − del_r))`` (the raw gains sum to
-    ``p(x) − p(baseline)``).  The map is the monotone envelope
-    ``v_r = min_{j≤r} max(s_j, 0) + max_{j≥r} min(s_j, 0)``, with runs of equal
-    non-zero values spread strictly between their value and the next one.  Hence
-    (a) a region that cannot change the output (``s_r = 0``) gets exactly 0, and
-    (b) sorting regions by value reproduces the selection order, with ties only among
-    equal values (zeros).  ``attribution_map="rank"`` gives ``m − r`` to rank ``r``
-    (0-based) instead.
+    ``p(x) − p(baseline)``), with curve differences at or below the output's rounding
+    resolution (``8·eps·max(1, |p|)``, ``eps`` of the output dtype) counted as 0.  The map
+    is the isotonic (non-increasing) least-squares fit of ``s`` along the order (pool
+    adjacent violators), so it keeps the gains' magnitudes and signs where they are
+    already ordered and averages them where the order and the gains disagree.  Runs of
+    equal fitted values are then spread strictly inside their own band (between the
+    value and half-way to the next one, never crossing 0).  Hence:
+
+    (a) sorting the regions by value reproduces the selection order exactly, so the
+        pixel-level metrics rank the map exactly like ``attribution_map="rank"`` of the
+        same order (with ties only among exact zeros, see (c));
+    (b) every region gets a non-zero value, except
+    (c) regions whose addition and removal change neither curve, which get exactly 0
+        when they form a run where the fitted value is 0 (for example a region the model
+        cannot see, placed after the regions that help and before the ones that hurt).
+
+    ``attribution_map="rank"`` gives ``m − r`` to rank ``r`` (0-based) instead.
 
     Parameters
     ----------
@@ -615,7 +665,7 @@ class SubmodularAttribution(PerturbationAttribution):
         div = effectiveness(prefixes, ex.distances) if ex.distances is not None else None
         values = objective_values(self.weights, ins, dele, conf, div)
         if self.attribution_map == "gain":
-            ranked = _monotone_gain_map(ins, dele)
+            ranked = _gain_map(ins, dele, evaluator.resolution(ins, dele))
         else:
             ranked = torch.arange(m, 0, -1, dtype=torch.float64)
         region_values = torch.empty(m, dtype=torch.float64)
@@ -654,6 +704,7 @@ class _Evaluator:
         self.add_args = add_args
         self.n = n
         self.batch = batch
+        self.output_eps = 0.0  # machine epsilon of the model outputs seen (see `resolution`)
         self.bar = None
         if show_progress:
             total = self._expected_total(examples)
@@ -732,6 +783,8 @@ class _Evaluator:
                     groups.append((e, [row]))
             out = self._forward([(e, torch.stack(rows)) for e, rows in groups])
             _check_finite(out, self._describe(where, chunk))
+            if out.is_floating_point():
+                self.output_eps = max(self.output_eps, float(torch.finfo(out.dtype).eps))
             row_targets = tuple(e.target for e, _, _ in chunk)
             try:
                 p, conf = target_scores(out, row_targets, self.owner.output_type)
@@ -746,6 +799,15 @@ class _Evaluator:
                 e.n_evaluations += 1
             if self.bar is not None:
                 self.bar.update(len(chunk))
+
+    def resolution(self, *curves: Tensor) -> float:
+        """Score differences at or below this are rounding, not effect: ``8·eps·max(1, |scores|)``.
+
+        ``eps`` is the machine epsilon of the model's output dtype: the same input can score
+        differently in its last bits depending on the batch it was evaluated in.
+        """
+        scale = max([1.0] + [float(c.abs().max()) for c in curves if c.numel()])
+        return 8.0 * self.output_eps * scale
 
     @staticmethod
     def _describe(where: str, chunk: List[Tuple[_Example, Tensor, bytes]]) -> str:

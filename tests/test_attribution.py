@@ -159,6 +159,67 @@ def test_disconnected_grid_localisation(seed, target):
     assert (pos[cell].sum() / pos.sum()).item() >= 0.99
 
 
+def test_invisible_regions_get_exact_zeros_at_every_batch_size():
+    # The other heads' cells cannot change the target's output: exact 0 whatever the batch.
+    model = DisconnectedGrid(0).eval()
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(10))
+    mask = grid_mask(8, 8, grid=4)
+    cell = [i for i in range(16) if (i // 4) // 2 * 2 + (i % 4) // 2 == 1]
+    others = [i for i in range(16) if i not in cell]
+    runs = [SubmodularAttribution(model, search="greedy", output_type="probabilities").explain(
+        x, target=1, feature_mask=mask, perturbations_per_eval=ppe)[0] for ppe in (1, 7, 32)]
+    for r in runs:
+        assert (r.region_values[others] == 0).all()
+        assert (r.region_values[cell] != 0).all()
+        assert r.order.tolist() == runs[0].order.tolist()
+
+
+# ----------------------------------------------------------------- the gain map
+
+
+def test_gain_map_is_the_gains_when_they_are_ordered():
+    # Additive scalar model: region effects 12, 0, 4, −8 (4 pixels per tile).
+    model = RegionSum([3.0, 0.0, 1.0, -2.0])
+    x = torch.ones(1, 1, 4, 4)
+    (r,) = SubmodularAttribution(model, search="greedy", output_type="scalar").explain(x, feature_mask=MASK4)
+    assert r.order.tolist() == [0, 2, 1, 3]
+    assert r.region_values.tolist() == [12.0, 0.0, 4.0, -8.0]
+
+
+def test_gain_map_pools_gains_that_rise_along_the_order():
+    from captum_submodular.attribution import _gain_map
+
+    # Raw gains 1, 4, 1 along the order: the isotonic fit pools the first two to 2.5, then
+    # spreads the pool strictly between 2.5 and half-way to the next value (1).
+    ins = torch.tensor([0.0, 1.0, 5.0, 6.0], dtype=torch.float64)
+    dele = torch.tensor([6.0, 5.0, 1.0, 0.0], dtype=torch.float64)
+    assert _gain_map(ins, dele).tolist() == [2.5, 2.125, 1.0]
+    # A region without effect sandwiched between helpful ones keeps a non-zero value, and
+    # differences below the resolution are no effect.
+    ins = torch.tensor([0.0, 2.0, 2.0, 3.0, 3.0 + 1e-9, 1.0], dtype=torch.float64)
+    dele = torch.tensor([3.0, 1.0, 1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    values = _gain_map(ins, dele, resolution=1e-8)
+    assert (values[:-1] > values[1:]).all()
+    assert values[3] == 0.0 and (values[[0, 1, 2, 4]] != 0).all()
+
+
+def test_gain_map_ranks_pixels_exactly_like_the_rank_map():
+    from captum_submodular import metrics as M
+
+    model = tiny_cnn(3)
+    x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(5))
+    mask = grid_mask(12, 12, grid=4)
+    gain = SubmodularAttribution(model, search="greedy")
+    rank = SubmodularAttribution(model, search="greedy", attribution_map="rank")
+    a_gain = gain.attribute(x, target=[1, 2], feature_mask=mask, perturbations_per_eval=8)
+    a_rank = rank.attribute(x, target=[1, 2], feature_mask=mask, perturbations_per_eval=8)
+    assert (a_gain != 0).all()
+    for metric in (M.insertion, M.deletion):
+        torch.testing.assert_close(metric(model, x, a_gain, [1, 2], n_steps=13, return_curves=True).scores,
+                                   metric(model, x, a_rank, [1, 2], n_steps=13, return_curves=True).scores,
+                                   rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------- equivalences
 
 

@@ -112,7 +112,8 @@ def test_maps_are_the_methods_outputs(setup):
     t = res.targets
     fa = FeatureAblation(net).attribute(x[1:2], target=t[1], feature_mask=MASK)
     assert torch.equal(res.maps["FA"][1:2], fa)
-    (r,) = SubmodularAttribution(net, search="greedy").explain(x[0:1], target=t[0], feature_mask=MASK)
+    (r,) = SubmodularAttribution(net, search="greedy").explain(x[0:1], target=t[0], feature_mask=MASK,
+                                                               perturbations_per_eval=16)  # as in methods_for
     assert torch.equal(res.maps["ours"][0:1], r.attributions)
     cam = LayerGradCam(net, net[2]).attribute(x[2:3], target=t[2])
     assert cam.shape == (1, 1, H, W)  # the layer keeps the spatial size: no upsampling here
@@ -266,11 +267,28 @@ def _region_ranking(values: torch.Tensor, ids: torch.Tensor) -> list:
     return [int(ids[j]) for j in sorted(range(len(ids)), key=lambda j: (-float(values[j]), int(ids[j])))]
 
 
+class Blind(nn.Module):
+    """``net`` on an input whose top-left 4×4 tile (region 0 of MASK) is zeroed: that region is invisible."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        blind = torch.ones(1, 1, H, W)
+        blind[..., :4, :4] = 0.0
+        self.register_buffer("blind", blind)
+
+    def forward(self, x):
+        return self.net(x * self.blind)
+
+
 @pytest.mark.parametrize("search", ["greedy", "bidirectional"])
 @pytest.mark.parametrize("attribution_map", ["gain", "rank"])
-@pytest.mark.parametrize("seeds", [(3, 4), (0, 0)])  # (3, 4): no zero region; (0, 0): a block of zeros
-def test_region_mode_reproduces_search_curves(search, attribution_map, seeds):
+@pytest.mark.parametrize("seeds", [(3, 4), (0, 0)])
+@pytest.mark.parametrize("blind", [False, True])  # True: region 0 cannot change the output
+def test_region_mode_reproduces_search_curves(search, attribution_map, seeds, blind):
     net = tiny_net(seed=seeds[0])
+    if blind:
+        net = Blind(net).eval()
     x = images(2, seed=seeds[1])
     with torch.no_grad():
         targets = net(x).argmax(1).tolist()
@@ -279,32 +297,21 @@ def test_region_mode_reproduces_search_curves(search, attribution_map, seeds):
     attr = torch.cat([r.attributions for r in results])
     ins = M.insertion(net, x, attr, targets, feature_mask=MASK, return_curves=True)
     dele = M.deletion(net, x, attr, targets, feature_mask=MASK, return_curves=True)
-    n_zero_blocks = 0
     for n, r in enumerate(results):
         m = int(r.region_ids.numel())
         assert int(ins.lengths[n]) == m + 1
         ranking = _region_ranking(r.region_values, r.region_ids)
         order = r.order.tolist()
-        # The map is strictly decreasing along the order except within one block of exact
-        # zeros (gain map); prefixes agree outside the block's interior.
-        same = [k for k in range(m + 1) if set(ranking[:k]) == set(order[:k])]
-        zero = (r.region_values == 0).nonzero().flatten()
-        n_zero_blocks += int(len(zero) > 1)
-        if attribution_map == "rank" or len(zero) <= 1:
-            assert ranking == order
-            assert same == list(range(m + 1))
-        else:
-            pos = sorted(order.index(int(r.region_ids[j])) for j in zero)
-            assert pos == list(range(pos[0], pos[0] + len(pos)))  # one contiguous block
-            assert set(range(0, pos[0] + 1)) | set(range(pos[-1] + 1, m + 1)) <= set(same)
-        for k in same:
-            assert abs(float(ins.scores[n, k]) - float(r.insertion_curve[k])) <= 1e-6
-            assert abs(float(dele.scores[n, k]) - float(r.deletion_curve[k])) <= 1e-6
-        if same == list(range(m + 1)):
-            assert torch.allclose(ins.scores[n, : m + 1], r.insertion_curve, atol=1e-6)
-            assert torch.allclose(dele.scores[n, : m + 1], r.deletion_curve, atol=1e-6)
-    if attribution_map == "gain":  # make sure both branches above are exercised
-        assert n_zero_blocks == (1 if seeds == (0, 0) else 0)
+        zero = (r.region_values == 0).nonzero().flatten().tolist()
+        if attribution_map == "gain":
+            # Exact zeros only for the region the model cannot see (if at all); every
+            # other region gets a non-zero value.
+            assert set(zero) <= ({0} if blind else set())
+        # One zero at most, so sorting the values reproduces the order and the region-mode
+        # metric replays the search's own curves at every step.
+        assert ranking == order
+        torch.testing.assert_close(ins.scores[n, : m + 1], r.insertion_curve, rtol=0, atol=1e-6)
+        torch.testing.assert_close(dele.scores[n, : m + 1], r.deletion_curve, rtol=0, atol=1e-6)
 
 
 # ----------------------------------------------------------------- bad input
