@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from captum.attr._utils.attribution import PerturbationAttribution
 from torch import Tensor, nn
 
-from ._compat import as_tuple, format_additional_forward_args, format_output, is_tuple, log_usage, progress
-from .objective import (
-    OUTPUT_TYPES,
-    ObjectiveWeights,
-    angular_distances,
-    effectiveness,
-    objective_values,
-    target_scores,
-)
+from ._compat import as_tuple, format_additional_forward_args, format_output, is_tuple, log_usage
+from ._evaluator import Evaluator, Example, NonFiniteOutputError
+from .maps import ATTRIBUTION_MAPS, WITHIN_REGION, gain_map, rank_map, refine_within_regions
+from .objective import OUTPUT_TYPES, ObjectiveWeights, effectiveness, objective_values
 from .regions import default_mask, window_grid_mask
 from .search import DEFAULT_SEARCH, SearchStrategy, get_search
 
 __all__ = ["SubmodularAttribution", "SubmodularResult", "NonFiniteOutputError", "ATTRIBUTION_MAPS"]
 
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
-
-#: ``"gain"`` (default): the monotone gain map described in :class:`SubmodularAttribution`;
-#: ``"rank"``: the region at rank ``i`` (0-based) gets ``m − i``.
-ATTRIBUTION_MAPS = ("gain", "rank")
-
-
-#: How elements inside one region are ordered in the map: ``None`` (all equal) or
-#: ``"gradient"`` (by ``∂p/∂x · (x − baseline)``, one extra forward and backward).
-WITHIN_REGION = (None, "gradient")
-
-
-class NonFiniteOutputError(RuntimeError):
-    """The model returned NaN or inf; the message says for which input."""
-
 
 @dataclass
 class SubmodularResult:
@@ -131,154 +111,6 @@ def _targets_per_example(target: Any, n: int) -> List[Tuple[int, ...]]:
     return [one(target)] * n
 
 
-def _check_finite(values: Tensor, where: str) -> None:
-    if not torch.isfinite(values).all():
-        bad = "NaN" if torch.isnan(values).any() else "inf"
-        raise NonFiniteOutputError(f"The model output contains {bad} {where}.")
-
-
-def _row_keys(rows: Tensor) -> List[bytes]:
-    packed = np.packbits(rows.cpu().numpy(), axis=1)
-    return [r.tobytes() for r in packed]
-
-
-def _isotonic_decreasing(values: Tensor) -> Tensor:
-    """The non-increasing sequence closest to ``values`` in least squares (pool adjacent violators)."""
-    means: List[float] = []
-    sizes: List[int] = []
-    for v in values.tolist():
-        means.append(float(v))
-        sizes.append(1)
-        while len(means) > 1 and means[-2] < means[-1]:
-            n = sizes[-2] + sizes[-1]
-            means[-2] = (means[-2] * sizes[-2] + means[-1] * sizes[-1]) / n
-            sizes[-2] = n
-            means.pop()
-            sizes.pop()
-    return torch.tensor([mu for mu, n in zip(means, sizes) for _ in range(n)], dtype=torch.float64)
-
-
-def _gain_map(ins: Tensor, dele: Tensor, resolution: float = 0.0) -> Tensor:
-    """Region values in selection order (see the class docstring for the formula).
-
-    Differences of the curves at or below ``resolution`` count as exactly zero.
-    """
-    d_ins = ins[1:].double() - ins[:-1].double()
-    d_del = dele[:-1].double() - dele[1:].double()
-    d_ins = torch.where(d_ins.abs() <= resolution, torch.zeros_like(d_ins), d_ins)
-    d_del = torch.where(d_del.abs() <= resolution, torch.zeros_like(d_del), d_del)
-    no_effect = (d_ins == 0) & (d_del == 0)
-    pooled = _isotonic_decreasing(0.5 * (d_ins + d_del))
-    m = len(pooled)
-    out = torch.empty(m, dtype=torch.float64)
-    # Runs of equal pooled values are spread strictly inside their own band, so that
-    # the map is strictly decreasing along the order and keeps the pooled value's sign.
-    starts = [0] + [r for r in range(1, m) if pooled[r] != pooled[r - 1]]
-    ends = starts[1:] + [m]
-    scale = float(pooled.abs().max()) if m else 0.0
-    for i, (a, b) in enumerate(zip(starts, ends)):
-        value = float(pooled[a])
-        length = b - a
-        prev_value = float(pooled[a - 1]) if a > 0 else None
-        next_value = float(pooled[b]) if b < m else None
-        if value > 0:
-            low = max(next_value, 0.0) if next_value is not None else 0.0
-            out[a:b] = value - (value - low) * 0.5 * torch.arange(length, dtype=torch.float64) / length
-        elif value < 0:
-            low = next_value if next_value is not None else 2.0 * value
-            out[a:b] = value - (value - low) * 0.5 * torch.arange(length, dtype=torch.float64) / length
-        else:
-            # A run pooled to exactly 0: its longest stretch of regions without effect keeps
-            # exact zeros; regions before it get small positive values, after it negative ones.
-            band = 0.5 * min([abs(v) for v in (prev_value, next_value) if v is not None] or [scale or 1.0])
-            flags = no_effect[a:b].tolist()
-            best_start, best_len, run_start = 0, 0, None
-            for j, flag in enumerate(flags + [False]):
-                if flag and run_start is None:
-                    run_start = j
-                elif not flag and run_start is not None:
-                    if j - run_start > best_len:
-                        best_start, best_len = run_start, j - run_start
-                    run_start = None
-            if best_len == 0:  # no region without effect: split the run in the middle
-                best_start = (length + 1) // 2
-            before, after = best_start, length - best_start - best_len
-            out[a : a + before] = band * torch.arange(before, 0, -1, dtype=torch.float64) / (before + 1)
-            out[a + before : a + before + best_len] = 0.0
-            out[b - after : b] = -band * torch.arange(1, after + 1, dtype=torch.float64) / (after + 1)
-    return out
-
-
-def _refine_within_regions(attrs: List[Tensor], ex: "_Example", ranked: Tensor, order: Tensor,
-                           saliency: Tuple[Tensor, ...]) -> List[Tensor]:
-    """Order elements inside each region by ``saliency`` without crossing region values.
-
-    The region at rank ``r`` with value ``v_r ≠ 0`` spreads its elements over
-    ``[v_r − δ_r, v_r]`` by their saliency percentile inside the region (summed over the
-    channel axis of ``C×…`` inputs), with ``δ_r`` half the gap to the next lower value
-    (``|v_r|/2`` for the last one), so every element of a region stays above every
-    element of the next region.  Regions of value 0 stay exactly 0.
-    """
-    m = len(ranked)
-    nxt = torch.cat([ranked[1:], ranked.new_tensor([float("nan")])])
-    half_gap = torch.where(torch.isnan(nxt), ranked.abs(), ranked - nxt) * 0.5
-    half_gap = torch.where(ranked == 0, torch.zeros_like(half_gap), half_gap)
-    delta_by_region = torch.empty(m, dtype=torch.float64)
-    delta_by_region[order] = half_gap
-    # Channel-summed saliency and region index per element, over all input tensors.
-    sal_parts, reg_parts, shapes = [], [], []
-    for sal, idx in zip(saliency, ex.idx):
-        summed = sal.sum(dim=1, keepdim=True) if sal.dim() >= 3 else sal
-        region = torch.broadcast_to(idx, torch.broadcast_shapes(idx.shape, summed.shape))
-        summed = torch.broadcast_to(summed, region.shape)
-        sal_parts.append(summed.reshape(-1).double().cpu())
-        reg_parts.append(region.reshape(-1).cpu())
-        shapes.append(region.shape)
-    sal_all, reg_all = torch.cat(sal_parts), torch.cat(reg_parts)
-    by_sal = torch.sort(sal_all, stable=True).indices
-    by_region = by_sal[torch.sort(reg_all[by_sal], stable=True).indices]
-    counts = torch.bincount(reg_all, minlength=m)
-    starts = torch.cumsum(counts, 0) - counts
-    position = torch.empty_like(by_region)
-    position[by_region] = torch.arange(len(by_region))
-    within = (position - starts[reg_all]).double() / (counts[reg_all] - 1).clamp_min(1).double()
-    offsets = delta_by_region[reg_all] * (1.0 - within)
-    out, start = [], 0
-    for a, shape in zip(attrs, shapes):
-        n = int(torch.tensor(shape).prod())
-        off = offsets[start : start + n].reshape(shape).to(device=a.device, dtype=a.dtype)
-        out.append((a - off).expand_as(a).clone())
-        start += n
-    return out
-
-
-@dataclass
-class _Example:
-    """Per-example state while the searches run."""
-
-    index: int
-    delta: Tuple[Tensor, ...]
-    base: Tuple[Tensor, ...]
-    idx: Tuple[Tensor, ...]
-    region_ids: Tensor
-    target: Tuple[int, ...]
-    cache: Dict[bytes, Tuple[float, float]] = field(default_factory=dict)
-    distances: Optional[Tensor] = None
-    n_evaluations: int = 0
-
-    @property
-    def m(self) -> int:
-        return int(self.region_ids.numel())
-
-    def compose(self, rows: Tensor) -> Tuple[Tensor, ...]:
-        """``b + (x − b) · keep`` for each bool row (``k×m``) — one batched op per input tensor."""
-        out = []
-        for delta, base, idx in zip(self.delta, self.base, self.idx):
-            keep = rows[:, idx.reshape(-1)].reshape((rows.shape[0],) + tuple(idx.shape[1:]))
-            out.append(base + delta * keep.to(delta.dtype))
-        return tuple(out)
-
-
 # --------------------------------------------------------------------------- the class
 
 
@@ -298,27 +130,12 @@ class SubmodularAttribution(PerturbationAttribution):
     once per example (the full input, the baseline and any input both search sides
     need are reused).
 
-    Attribution map (``attribution_map="gain"``, default).  With the selection order
-    ``o_1..o_m``, ``ins_k = p(x[{o_1..o_k}])`` and ``del_k = p(x[V∖{o_1..o_k}])``, the
-    raw gain of the region at rank ``r`` is
-    ``s_r = ½ · ((ins_r − ins_{r−1}) + (del_{r−1} − del_r))`` (the raw gains sum to
-    ``p(x) − p(baseline)``), with curve differences at or below the output's rounding
-    resolution (``8·eps·max(1, |p|)``, ``eps`` of the output dtype) counted as 0.  The map
-    is the isotonic (non-increasing) least-squares fit of ``s`` along the order (pool
-    adjacent violators), so it keeps the gains' magnitudes and signs where they are
-    already ordered and averages them where the order and the gains disagree.  Runs of
-    equal fitted values are then spread strictly inside their own band (between the
-    value and half-way to the next one, never crossing 0).  Hence:
-
-    (a) sorting the regions by value reproduces the selection order exactly, so the
-        pixel-level metrics rank the map exactly like ``attribution_map="rank"`` of the
-        same order (with ties only among exact zeros, see (c));
-    (b) every region gets a non-zero value, except
-    (c) regions whose addition and removal change neither curve, which get exactly 0
-        when they form a run where the fitted value is 0 (for example a region the model
-        cannot see, placed after the regions that help and before the ones that hurt).
-
-    ``attribution_map="rank"`` gives ``m − r`` to rank ``r`` (0-based) instead.
+    Attribution map (``attribution_map="gain"``, default; formula in
+    :mod:`captum_submodular.maps`).  The isotonic fit of each region's gain
+    ``½ · (Δinsertion + Δdeletion)`` at its own step along the order, made strictly
+    decreasing: sorting the regions by value reproduces the selection order, every
+    region gets a non-zero value, and only regions that change neither curve can get
+    exactly 0.  ``attribution_map="rank"`` gives ``m − r`` to rank ``r`` (0-based).
 
     Parameters
     ----------
@@ -628,7 +445,7 @@ class SubmodularAttribution(PerturbationAttribution):
             raise ValueError("output_type='scalar' models have one output per example: `target` must be None.")
         add_args = format_additional_forward_args(additional_forward_args)
 
-        examples: List[_Example] = []
+        examples: List[Example] = []
         for i in range(n):
             masks_i = [m[i : i + 1] if m.shape[0] > 1 else m for m in masks]
             ids = torch.unique(torch.cat([m.reshape(-1) for m in masks_i]))
@@ -637,9 +454,9 @@ class SubmodularAttribution(PerturbationAttribution):
             x_i = tuple(x[i : i + 1] for x in xs)
             b_i = tuple(b[i : i + 1] if b.shape[0] > 1 else b for b in bases)
             delta = tuple((x - b).expand_as(x) for x, b in zip(x_i, b_i))
-            examples.append(_Example(i, delta, b_i, idx, ids, targets[i]))
+            examples.append(Example(i, delta, b_i, idx, ids, targets[i]))
 
-        evaluator = _Evaluator(self, examples, add_args, n, perturbations_per_eval, show_progress)
+        evaluator = Evaluator(self, examples, add_args, n, perturbations_per_eval, show_progress)
         try:
             # First forward: the unperturbed inputs (validates the target, fills the cache).
             evaluator.evaluate([(e, torch.ones(1, e.m, dtype=torch.bool)) for e in examples],
@@ -652,7 +469,7 @@ class SubmodularAttribution(PerturbationAttribution):
             evaluator.close()
         return results, was_tuple
 
-    def _finish(self, ex: _Example, order: List[int], evaluator: "_Evaluator",
+    def _finish(self, ex: Example, order: List[int], evaluator: Evaluator,
                 threshold: Optional[float]) -> SubmodularResult:
         m = ex.m
         if sorted(order) != list(range(m)):
@@ -665,9 +482,9 @@ class SubmodularAttribution(PerturbationAttribution):
         div = effectiveness(prefixes, ex.distances) if ex.distances is not None else None
         values = objective_values(self.weights, ins, dele, conf, div)
         if self.attribution_map == "gain":
-            ranked = _gain_map(ins, dele, evaluator.resolution(ins, dele))
+            ranked = gain_map(ins, dele, evaluator.resolution(ins, dele))
         else:
-            ranked = torch.arange(m, 0, -1, dtype=torch.float64)
+            ranked = rank_map(m)
         region_values = torch.empty(m, dtype=torch.float64)
         region_values[order_t] = ranked
         thr = float(ins[-1]) if threshold is None else float(threshold)
@@ -680,7 +497,7 @@ class SubmodularAttribution(PerturbationAttribution):
             vals = region_values.to(device=delta.device, dtype=dtype)
             attrs.append(vals[idx].expand_as(delta).clone())
         if self.within_region == "gradient":
-            attrs = _refine_within_regions(attrs, ex, ranked, order_t, evaluator.gradient_saliency(ex))
+            attrs = refine_within_regions(attrs, ex.idx, ranked, order_t, evaluator.gradient_saliency(ex))
         return SubmodularResult(
             order=ex.region_ids[order_t].cpu(),
             insertion_curve=ins,
@@ -693,197 +510,3 @@ class SubmodularAttribution(PerturbationAttribution):
             n_evaluations=ex.n_evaluations,
             attributions=tuple(attrs) if len(attrs) > 1 else attrs[0],
         )
-
-
-class _Evaluator:
-    """Evaluates composed inputs for many examples in shared, bounded model calls."""
-
-    def __init__(self, owner: SubmodularAttribution, examples: List[_Example], add_args: Any,
-                 n: int, batch: int, show_progress: bool) -> None:
-        self.owner = owner
-        self.add_args = add_args
-        self.n = n
-        self.batch = batch
-        self.output_eps = 0.0  # machine epsilon of the model outputs seen (see `resolution`)
-        self.bar = None
-        if show_progress:
-            total = self._expected_total(examples)
-            self.bar = progress(desc=f"{type(owner).__name__} attribution", total=total, unit="evals")
-
-    def _expected_total(self, examples: List[_Example]) -> Optional[int]:
-        counts = [self.owner.search.expected_evaluations(e.m) for e in examples]
-        return None if any(c is None for c in counts) else int(sum(counts))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            if self.bar.total is not None and self.bar.n != self.bar.total:
-                self.bar.total = self.bar.n  # reuse made the estimate high: end at 100 %
-                self.bar.refresh()
-            self.bar.close()
-
-    # ---------------------------------------------------------------- model calls
-
-    def _forward(self, jobs: List[Tuple[_Example, Tensor]]) -> Tensor:
-        """One model call on the composed inputs of ``jobs`` (≤ batch rows); returns raw output."""
-        parts = [e.compose(rows) for e, rows in jobs]
-        n_inputs = len(parts[0])
-        inputs = tuple(torch.cat([p[j] for p in parts]) for j in range(n_inputs))
-        example_idx = torch.cat([torch.full((rows.shape[0],), e.index, dtype=torch.long) for e, rows in jobs])
-        args = self._args_for(example_idx)
-        with torch.inference_mode():
-            out = self.owner.forward_func(*inputs, *args)
-        if not isinstance(out, Tensor):
-            out = torch.as_tensor(out)
-        if out.dim() == 0 or out.shape[0] != example_idx.shape[0]:
-            raise ValueError(
-                f"`forward_func` must return one output row per input row: got shape {tuple(out.shape)} "
-                f"for {example_idx.shape[0]} inputs."
-            )
-        return out
-
-    def _args_for(self, example_idx: Tensor) -> Tuple[Any, ...]:
-        """``additional_forward_args`` for rows of the given examples."""
-        if self.add_args is None:
-            return ()
-        expanded = []
-        for a in self.add_args:
-            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == self.n:
-                expanded.append(a.index_select(0, example_idx.to(a.device)))
-            else:
-                expanded.append(a)
-        return tuple(expanded)
-
-    def gradient_saliency(self, e: _Example) -> Tuple[Tensor, ...]:
-        """``∂p/∂x · (x − baseline)`` for one example (one forward and one backward)."""
-        with torch.enable_grad():
-            xs = tuple((b + d).detach().requires_grad_(True) for b, d in zip(e.base, e.delta))
-            out = self.owner.forward_func(*xs, *self._args_for(torch.tensor([e.index])))
-            p, _ = target_scores(out, (e.target,), self.owner.output_type)
-            grads = torch.autograd.grad(p.sum(), xs, allow_unused=True)
-        e.n_evaluations += 1
-        return tuple(torch.zeros_like(d) if g is None else (g.detach() * d) for g, d in zip(grads, e.delta))
-
-    def evaluate(self, requests: List[Tuple[_Example, Tensor]], where: str) -> None:
-        """Make sure every row of every request is in its example's cache."""
-        pending: List[Tuple[_Example, Tensor, bytes]] = []
-        queued = set()
-        for e, rows in requests:
-            for row, key in zip(rows, _row_keys(rows)):
-                if key not in e.cache and (e.index, key) not in queued:
-                    queued.add((e.index, key))
-                    pending.append((e, row, key))
-        for start in range(0, len(pending), self.batch):
-            chunk = pending[start : start + self.batch]
-            # group consecutive rows of one example to compose them in one op
-            groups: List[Tuple[_Example, List[Tensor]]] = []
-            for e, row, _ in chunk:
-                if groups and groups[-1][0] is e:
-                    groups[-1][1].append(row)
-                else:
-                    groups.append((e, [row]))
-            out = self._forward([(e, torch.stack(rows)) for e, rows in groups])
-            _check_finite(out, self._describe(where, chunk))
-            if out.is_floating_point():
-                self.output_eps = max(self.output_eps, float(torch.finfo(out.dtype).eps))
-            row_targets = tuple(e.target for e, _, _ in chunk)
-            try:
-                p, conf = target_scores(out, row_targets, self.owner.output_type)
-            except (IndexError, RuntimeError) as err:
-                raise ValueError(
-                    f"`target` {sorted(set(row_targets))} is out of range for the model output of shape "
-                    f"{tuple(out.shape[1:])} per example ({err})."
-                ) from None
-            _check_finite(p, self._describe(where, chunk))
-            for (e, _, key), pv, cv in zip(chunk, p.tolist(), conf.tolist()):
-                e.cache[key] = (pv, cv)
-                e.n_evaluations += 1
-            if self.bar is not None:
-                self.bar.update(len(chunk))
-
-    def resolution(self, *curves: Tensor) -> float:
-        """Score differences at or below this are rounding, not effect: ``8·eps·max(1, |scores|)``.
-
-        ``eps`` is the machine epsilon of the model's output dtype: the same input can score
-        differently in its last bits depending on the batch it was evaluated in.
-        """
-        scale = max([1.0] + [float(c.abs().max()) for c in curves if c.numel()])
-        return 8.0 * self.output_eps * scale
-
-    @staticmethod
-    def _describe(where: str, chunk: List[Tuple[_Example, Tensor, bytes]]) -> str:
-        examples = sorted({e.index for e, _, _ in chunk})
-        return f"{where} (example(s) {examples})"
-
-    def lookup(self, e: _Example, rows: Tensor, where: str) -> Tuple[Tensor, Tensor, Tensor]:
-        """``p(x[S])``, ``p(x[V∖S])`` and ``conf(x[S])`` for each row (evaluates what is missing)."""
-        self.evaluate([(e, torch.cat([rows, ~rows]))], where)
-        return self.read(e, rows)
-
-    @staticmethod
-    def read(e: _Example, rows: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """Like :meth:`lookup` for rows whose inputs are already in the cache."""
-        keys = _row_keys(rows)
-        ckeys = _row_keys(~rows)
-        p = torch.tensor([e.cache[k][0] for k in keys], dtype=torch.float64)
-        c = torch.tensor([e.cache[k][1] for k in keys], dtype=torch.float64)
-        pc = torch.tensor([e.cache[k][0] for k in ckeys], dtype=torch.float64)
-        return p, pc, c
-
-    # ---------------------------------------------------------------- diversity
-
-    def embed(self, examples: List[_Example]) -> None:
-        """Embeddings of the single-region inputs ``x[{i}]`` → pairwise distances per example."""
-        emb = self.owner.embedding
-        for e in examples:
-            singles = torch.eye(e.m, dtype=torch.bool)
-            chunks = []
-            for start in range(0, e.m, self.batch):
-                rows = singles[start : start + self.batch]
-                if isinstance(emb, nn.Module):
-                    captured: List[Tensor] = []
-
-                    def hook(_module: nn.Module, _inp: Any, out: Any) -> None:
-                        captured.append((out[0] if isinstance(out, tuple) else out).detach())
-
-                    handle = emb.register_forward_hook(hook)
-                    try:
-                        self._forward([(e, rows)])
-                    finally:
-                        handle.remove()
-                    if not captured:
-                        raise ValueError("`embedding` module was not called by `forward_func`.")
-                    chunks.append(captured[-1].reshape(rows.shape[0], -1))
-                else:
-                    chunks.append(torch.as_tensor(emb(*e.compose(rows))).reshape(rows.shape[0], -1))
-                e.n_evaluations += rows.shape[0]
-            e.distances = angular_distances(torch.cat(chunks).cpu())
-
-    # ---------------------------------------------------------------- searches
-
-    def run_searches(self, examples: List[_Example]) -> list:
-        """Run every example's search concurrently, batching their requests together."""
-        weights = self.owner.weights
-        gens = {e.index: self.owner.search.search(e.m) for e in examples}
-        outcomes: Dict[int, Any] = {}
-        requests: Dict[int, Tensor] = {}
-        for e in examples:
-            try:
-                requests[e.index] = next(gens[e.index])
-            except StopIteration as stop:
-                outcomes[e.index] = stop.value
-        by_index = {e.index: e for e in examples}
-        while requests:
-            batch = [(by_index[i], torch.cat([z, ~z])) for i, z in requests.items()]
-            self.evaluate(batch, where="on a perturbed input")
-            new_requests: Dict[int, Tensor] = {}
-            for i, z in requests.items():
-                e = by_index[i]
-                p, pc, c = self.read(e, z)  # evaluated together with the other examples above
-                div = effectiveness(z, e.distances) if e.distances is not None else None
-                values = objective_values(weights, p, pc, c, div)
-                try:
-                    new_requests[i] = gens[i].send(values)
-                except StopIteration as stop:
-                    outcomes[i] = stop.value
-            requests = new_requests
-        return [outcomes[e.index] for e in examples]

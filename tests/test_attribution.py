@@ -187,7 +187,7 @@ def test_gain_map_is_the_gains_when_they_are_ordered():
 
 
 def test_gain_map_pools_gains_that_rise_along_the_order():
-    from captum_submodular.attribution import _gain_map
+    from captum_submodular.maps import gain_map as _gain_map
 
     # Raw gains 1, 4, 1 along the order: the isotonic fit pools the first two to 2.5, then
     # spreads the pool strictly between 2.5 and half-way to the next value (1).

@@ -1,0 +1,258 @@
+"""The engine of :class:`~captum_submodular.SubmodularAttribution`: composed inputs, batched.
+
+Each example's searches ask for the values of ``F`` on batches of subsets; the
+:class:`Evaluator` composes ``x[S]`` and ``x[V∖S]`` for all of them, evaluates every
+distinct composed input once per example (a cache keyed by the subset), in model calls
+of at most ``perturbations_per_eval`` rows shared between examples, and turns the model
+outputs into target scores and objective values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ._compat import progress
+from .objective import angular_distances, effectiveness, objective_values, target_scores
+
+__all__ = ["NonFiniteOutputError", "Example", "Evaluator"]
+
+
+class NonFiniteOutputError(RuntimeError):
+    """The model returned NaN or inf; the message says for which input."""
+
+
+def _check_finite(values: Tensor, where: str) -> None:
+    if not torch.isfinite(values).all():
+        bad = "NaN" if torch.isnan(values).any() else "inf"
+        raise NonFiniteOutputError(f"The model output contains {bad} {where}.")
+
+
+def _row_keys(rows: Tensor) -> List[bytes]:
+    packed = np.packbits(rows.cpu().numpy(), axis=1)
+    return [r.tobytes() for r in packed]
+
+
+@dataclass
+class Example:
+    """Per-example state while the searches run."""
+
+    index: int
+    delta: Tuple[Tensor, ...]
+    base: Tuple[Tensor, ...]
+    idx: Tuple[Tensor, ...]
+    region_ids: Tensor
+    target: Tuple[int, ...]
+    cache: Dict[bytes, Tuple[float, float]] = field(default_factory=dict)
+    distances: Optional[Tensor] = None
+    n_evaluations: int = 0
+
+    @property
+    def m(self) -> int:
+        return int(self.region_ids.numel())
+
+    def compose(self, rows: Tensor) -> Tuple[Tensor, ...]:
+        """``b + (x − b) · keep`` for each bool row (``k×m``) — one batched op per input tensor."""
+        out = []
+        for delta, base, idx in zip(self.delta, self.base, self.idx):
+            keep = rows[:, idx.reshape(-1)].reshape((rows.shape[0],) + tuple(idx.shape[1:]))
+            out.append(base + delta * keep.to(delta.dtype))
+        return tuple(out)
+
+
+class Evaluator:
+    """Evaluates composed inputs for many examples in shared, bounded model calls."""
+
+    def __init__(self, owner: Any, examples: List[Example], add_args: Any,
+                 n: int, batch: int, show_progress: bool) -> None:
+        self.owner = owner
+        self.add_args = add_args
+        self.n = n
+        self.batch = batch
+        self.output_eps = 0.0  # machine epsilon of the model outputs seen (see `resolution`)
+        self.bar = None
+        if show_progress:
+            total = self._expected_total(examples)
+            self.bar = progress(desc=f"{type(owner).__name__} attribution", total=total, unit="evals")
+
+    def _expected_total(self, examples: List[Example]) -> Optional[int]:
+        counts = [self.owner.search.expected_evaluations(e.m) for e in examples]
+        return None if any(c is None for c in counts) else int(sum(counts))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            if self.bar.total is not None and self.bar.n != self.bar.total:
+                self.bar.total = self.bar.n  # reuse made the estimate high: end at 100 %
+                self.bar.refresh()
+            self.bar.close()
+
+    # ---------------------------------------------------------------- model calls
+
+    def _forward(self, jobs: List[Tuple[Example, Tensor]]) -> Tensor:
+        """One model call on the composed inputs of ``jobs`` (≤ batch rows); returns raw output."""
+        parts = [e.compose(rows) for e, rows in jobs]
+        n_inputs = len(parts[0])
+        inputs = tuple(torch.cat([p[j] for p in parts]) for j in range(n_inputs))
+        example_idx = torch.cat([torch.full((rows.shape[0],), e.index, dtype=torch.long) for e, rows in jobs])
+        args = self._args_for(example_idx)
+        with torch.inference_mode():
+            out = self.owner.forward_func(*inputs, *args)
+        if not isinstance(out, Tensor):
+            out = torch.as_tensor(out)
+        if out.dim() == 0 or out.shape[0] != example_idx.shape[0]:
+            raise ValueError(
+                f"`forward_func` must return one output row per input row: got shape {tuple(out.shape)} "
+                f"for {example_idx.shape[0]} inputs."
+            )
+        return out
+
+    def _args_for(self, example_idx: Tensor) -> Tuple[Any, ...]:
+        """``additional_forward_args`` for rows of the given examples."""
+        if self.add_args is None:
+            return ()
+        expanded = []
+        for a in self.add_args:
+            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == self.n:
+                expanded.append(a.index_select(0, example_idx.to(a.device)))
+            else:
+                expanded.append(a)
+        return tuple(expanded)
+
+    def gradient_saliency(self, e: Example) -> Tuple[Tensor, ...]:
+        """``∂p/∂x · (x − baseline)`` for one example (one forward and one backward)."""
+        with torch.enable_grad():
+            xs = tuple((b + d).detach().requires_grad_(True) for b, d in zip(e.base, e.delta))
+            out = self.owner.forward_func(*xs, *self._args_for(torch.tensor([e.index])))
+            p, _ = target_scores(out, (e.target,), self.owner.output_type)
+            grads = torch.autograd.grad(p.sum(), xs, allow_unused=True)
+        e.n_evaluations += 1
+        return tuple(torch.zeros_like(d) if g is None else (g.detach() * d) for g, d in zip(grads, e.delta))
+
+    def evaluate(self, requests: List[Tuple[Example, Tensor]], where: str) -> None:
+        """Make sure every row of every request is in its example's cache."""
+        pending: List[Tuple[Example, Tensor, bytes]] = []
+        queued = set()
+        for e, rows in requests:
+            for row, key in zip(rows, _row_keys(rows)):
+                if key not in e.cache and (e.index, key) not in queued:
+                    queued.add((e.index, key))
+                    pending.append((e, row, key))
+        for start in range(0, len(pending), self.batch):
+            chunk = pending[start : start + self.batch]
+            # group consecutive rows of one example to compose them in one op
+            groups: List[Tuple[Example, List[Tensor]]] = []
+            for e, row, _ in chunk:
+                if groups and groups[-1][0] is e:
+                    groups[-1][1].append(row)
+                else:
+                    groups.append((e, [row]))
+            out = self._forward([(e, torch.stack(rows)) for e, rows in groups])
+            _check_finite(out, self._describe(where, chunk))
+            if out.is_floating_point():
+                self.output_eps = max(self.output_eps, float(torch.finfo(out.dtype).eps))
+            row_targets = tuple(e.target for e, _, _ in chunk)
+            try:
+                p, conf = target_scores(out, row_targets, self.owner.output_type)
+            except (IndexError, RuntimeError) as err:
+                raise ValueError(
+                    f"`target` {sorted(set(row_targets))} is out of range for the model output of shape "
+                    f"{tuple(out.shape[1:])} per example ({err})."
+                ) from None
+            _check_finite(p, self._describe(where, chunk))
+            for (e, _, key), pv, cv in zip(chunk, p.tolist(), conf.tolist()):
+                e.cache[key] = (pv, cv)
+                e.n_evaluations += 1
+            if self.bar is not None:
+                self.bar.update(len(chunk))
+
+    def resolution(self, *curves: Tensor) -> float:
+        """Score differences at or below this are rounding, not effect: ``8·eps·max(1, |scores|)``.
+
+        ``eps`` is the machine epsilon of the model's output dtype: the same input can score
+        differently in its last bits depending on the batch it was evaluated in.
+        """
+        scale = max([1.0] + [float(c.abs().max()) for c in curves if c.numel()])
+        return 8.0 * self.output_eps * scale
+
+    @staticmethod
+    def _describe(where: str, chunk: List[Tuple[Example, Tensor, bytes]]) -> str:
+        examples = sorted({e.index for e, _, _ in chunk})
+        return f"{where} (example(s) {examples})"
+
+    def lookup(self, e: Example, rows: Tensor, where: str) -> Tuple[Tensor, Tensor, Tensor]:
+        """``p(x[S])``, ``p(x[V∖S])`` and ``conf(x[S])`` for each row (evaluates what is missing)."""
+        self.evaluate([(e, torch.cat([rows, ~rows]))], where)
+        return self.read(e, rows)
+
+    @staticmethod
+    def read(e: Example, rows: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Like :meth:`lookup` for rows whose inputs are already in the cache."""
+        keys = _row_keys(rows)
+        ckeys = _row_keys(~rows)
+        p = torch.tensor([e.cache[k][0] for k in keys], dtype=torch.float64)
+        c = torch.tensor([e.cache[k][1] for k in keys], dtype=torch.float64)
+        pc = torch.tensor([e.cache[k][0] for k in ckeys], dtype=torch.float64)
+        return p, pc, c
+
+    # ---------------------------------------------------------------- diversity
+
+    def embed(self, examples: List[Example]) -> None:
+        """Embeddings of the single-region inputs ``x[{i}]`` → pairwise distances per example."""
+        emb = self.owner.embedding
+        for e in examples:
+            singles = torch.eye(e.m, dtype=torch.bool)
+            chunks = []
+            for start in range(0, e.m, self.batch):
+                rows = singles[start : start + self.batch]
+                if isinstance(emb, nn.Module):
+                    captured: List[Tensor] = []
+
+                    def hook(_module: nn.Module, _inp: Any, out: Any) -> None:
+                        captured.append((out[0] if isinstance(out, tuple) else out).detach())
+
+                    handle = emb.register_forward_hook(hook)
+                    try:
+                        self._forward([(e, rows)])
+                    finally:
+                        handle.remove()
+                    if not captured:
+                        raise ValueError("`embedding` module was not called by `forward_func`.")
+                    chunks.append(captured[-1].reshape(rows.shape[0], -1))
+                else:
+                    chunks.append(torch.as_tensor(emb(*e.compose(rows))).reshape(rows.shape[0], -1))
+                e.n_evaluations += rows.shape[0]
+            e.distances = angular_distances(torch.cat(chunks).cpu())
+
+    # ---------------------------------------------------------------- searches
+
+    def run_searches(self, examples: List[Example]) -> list:
+        """Run every example's search concurrently, batching their requests together."""
+        weights = self.owner.weights
+        gens = {e.index: self.owner.search.search(e.m) for e in examples}
+        outcomes: Dict[int, Any] = {}
+        requests: Dict[int, Tensor] = {}
+        for e in examples:
+            try:
+                requests[e.index] = next(gens[e.index])
+            except StopIteration as stop:
+                outcomes[e.index] = stop.value
+        by_index = {e.index: e for e in examples}
+        while requests:
+            batch = [(by_index[i], torch.cat([z, ~z])) for i, z in requests.items()]
+            self.evaluate(batch, where="on a perturbed input")
+            new_requests: Dict[int, Tensor] = {}
+            for i, z in requests.items():
+                e = by_index[i]
+                p, pc, c = self.read(e, z)  # evaluated together with the other examples above
+                div = effectiveness(z, e.distances) if e.distances is not None else None
+                values = objective_values(weights, p, pc, c, div)
+                try:
+                    new_requests[i] = gens[i].send(values)
+                except StopIteration as stop:
+                    outcomes[i] = stop.value
+            requests = new_requests
+        return [outcomes[e.index] for e in examples]
