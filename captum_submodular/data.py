@@ -38,13 +38,27 @@ __all__ = [
     "imagenet_samples",
     "load_image",
     "load_images",
+    "parse_imagenet_label",
     "skimage_samples",
 ]
 
 #: Names of the scikit-image samples returned by :func:`skimage_samples`.
 SKIMAGE_SAMPLE_NAMES: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket")
 
-_IMAGENET_FILE = re.compile(r"^imagenet_(\d+)_(\d+)\.jpe?g$", re.IGNORECASE)
+_IMAGENET_FILE = re.compile(r"^imagenet_(\d+)_(\d+)\.(?:jpe?g|png)$", re.IGNORECASE)
+
+
+def parse_imagenet_label(path: str | None) -> int | None:
+    """The label of an ImageNet-style file name, else ``None``.
+
+    ``imagenet_<index>_<label>.jpg`` (or ``.jpeg`` / ``.png``, any case; the folder
+    part is ignored): ``".../imagenet_03_990.jpg"`` → ``990``.  These are the names of
+    the bundled samples (:func:`imagenet_samples`).
+    """
+    if not path:
+        return None
+    match = _IMAGENET_FILE.match(os.path.basename(str(path)))
+    return int(match.group(2)) if match else None
 
 
 class ImageLoadError(ValueError):

@@ -28,10 +28,14 @@ Example
 from __future__ import annotations
 
 import contextlib
+import difflib
+import importlib
+import importlib.util
+import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -40,6 +44,10 @@ from PIL import Image
 
 __all__ = [
     "DEFAULT_MODEL",
+    "resolve_device",
+    "load_model_factory",
+    "resolve_model",
+    "resolve_target",
     "LoadedModel",
     "ModelUnavailableError",
     "available_models",
@@ -182,6 +190,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
             raise ValueError(
                 f"--device {device} requested but MPS is not available; use --device cpu"
             )
+    elif dev.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
     return dev
 
 
@@ -417,3 +427,103 @@ def load_model(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") ->
         mean=mean,
         std=std,
     )
+
+
+# --------------------------------------------------------------------------- #
+# User models and class names
+# --------------------------------------------------------------------------- #
+def load_model_factory(spec: str) -> Callable[..., Any]:
+    """Import ``module:function`` or ``path/to/file.py:function`` (``ValueError`` on failure)."""
+    module_part, sep, attr = spec.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise ValueError(f"--model-factory must look like 'package.module:function' or "
+                         f"'path/to/file.py:function', got {spec!r}")
+    try:
+        if module_part.endswith(".py") or os.sep in module_part or "/" in module_part:
+            if not os.path.isfile(module_part):
+                raise ValueError(f"--model-factory: file not found: {module_part}")
+            name = "_captum_submodular_factory_" + str(abs(hash(os.path.abspath(module_part))))
+            mod_spec = importlib.util.spec_from_file_location(name, module_part)
+            if mod_spec is None or mod_spec.loader is None:
+                raise ValueError(f"--model-factory: cannot import {module_part}")
+            module = importlib.util.module_from_spec(mod_spec)
+            mod_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_part)
+    except ValueError:
+        raise
+    except Exception as exc:  # ImportError, SyntaxError, errors raised while importing
+        raise ValueError(f"--model-factory: cannot import {module_part!r} "
+                         f"({type(exc).__name__}: {exc})") from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ValueError(f"--model-factory: {module_part!r} has no callable {attr!r}")
+    return factory
+
+
+def _from_factory(spec: str, dev: torch.device) -> LoadedModel:
+    factory = load_model_factory(spec)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    out = factory(device=str(dev)) if "device" in params else factory()
+    missing = [a for a in ("model", "preprocess", "class_names") if not hasattr(out, a)]
+    if missing:
+        raise ValueError(f"--model-factory {spec!r} returned a {type(out).__name__} without "
+                         f"{', '.join(missing)}; return a LoadedModel-like object with model, "
+                         "preprocess, class_names (and optionally name, mean, std)")
+    model = out.model
+    if isinstance(model, torch.nn.Module):
+        model = model.eval().to(dev)
+    mean = tuple(float(v) for v in getattr(out, "mean", (0.0, 0.0, 0.0)))
+    std = tuple(float(v) for v in getattr(out, "std", (1.0, 1.0, 1.0)))
+    return LoadedModel(model=model, preprocess=out.preprocess, class_names=list(out.class_names),
+                       name=str(getattr(out, "name", spec)), mean=mean, std=std)  # type: ignore[arg-type]
+
+
+def resolve_model(name: Optional[str], device: str, factory: Optional[str] = None) -> LoadedModel:
+    """The model to explain: a user factory if given, else :func:`load_model` by name."""
+    dev = resolve_device(device)
+    if factory:
+        return _from_factory(factory, dev)
+    return load_model(name or DEFAULT_MODEL, dev)
+
+
+def resolve_target(spec: Optional[str], class_names: Sequence[str]) -> Optional[int]:
+    """``None`` (use the prediction), an index, or a class name.
+
+    Names match case-insensitively, first exactly, then as a unique substring.
+    """
+    if spec is None:
+        return None
+    text = str(spec).strip()
+    n = len(class_names)
+    try:
+        index = int(text)
+    except ValueError:
+        index = None
+    if index is not None:
+        if not 0 <= index < n:
+            raise ValueError(f"--target {index} is out of range: the model has {n} classes (0..{n - 1})")
+        return index
+    key = text.lower()
+    lowered = [c.lower() for c in class_names]
+    exact = [i for i, c in enumerate(lowered) if c == key]
+    if len(exact) == 1:
+        return exact[0]
+    if len(exact) > 1:
+        listed = ", ".join(f"{i} ({class_names[i]})" for i in exact)
+        raise ValueError(f"--target {text!r} names several classes: {listed}; pass the index instead")
+    partial = [i for i, c in enumerate(lowered) if key in c]
+    if len(partial) == 1:
+        return partial[0]
+    if len(partial) > 1:
+        shown = ", ".join(f"{class_names[i]!r} ({i})" for i in partial[:10])
+        more = f" and {len(partial) - 10} more" if len(partial) > 10 else ""
+        raise ValueError(f"--target {text!r} is ambiguous; it matches {shown}{more}. "
+                         "Use a longer name or the class index")
+    close = difflib.get_close_matches(key, lowered, n=5, cutoff=0.6)
+    hint = ("; did you mean " + ", ".join(repr(class_names[lowered.index(c)]) for c in close) + "?"
+            if close else "; pass a class index (0..%d) or a class name" % (n - 1))
+    raise ValueError(f"unknown class name {text!r}{hint}")

@@ -12,20 +12,36 @@ Builders
 - :func:`window_grid_mask` — tiles of Occlusion's ``sliding_window_shapes``.
 - :func:`slic_mask` — SLIC superpixels (scikit-image) with tiny regions merged.
 - :func:`prior_guided_mask` — SMDL's division: cells of an N×N grid sorted by a prior
-  attribution map and grouped d at a time (cells of a region need not touch).
+  attribution map (e.g. :func:`gradcam_prior`) and grouped d at a time (cells of a
+  region need not touch).
+
+The registry
+------------
+:func:`build_regions` (``kind``, one image, about ``n`` regions) is the one entry point
+the command line, the dataset runner, the comparison harness and the tutorials use;
+:data:`REGION_BUILDERS` lists the kinds (``"slic"``, ``"grid"``, ``"prior"``) and
+:func:`register_regions` adds one.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
+    "REGION_BUILDERS",
+    "RegionBuilder",
+    "build_regions",
+    "register_regions",
+    "describe_regions",
+    "gradcam_prior",
+    "last_conv_layer",
     "grid_mask",
     "window_grid_mask",
     "slic_mask",
@@ -322,3 +338,160 @@ def prior_guided_mask(
     cols = _axis_ids(out_w, grid, cell_region.device)
     mask = cell_region[rows[:, None] * grid + cols[None, :]]
     return mask.reshape(1, 1, out_h, out_w)
+
+
+# --------------------------------------------------------------------------- priors
+
+
+def last_conv_layer(model: nn.Module) -> nn.Module:
+    """The last ``nn.Conv2d`` in ``model.modules()`` order (Grad-CAM's usual layer)."""
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            last = module
+    if last is None:
+        raise ValueError(f"`model` ({type(model).__name__}) has no nn.Conv2d layer")
+    return last
+
+
+def gradcam_prior(model: Callable[..., Tensor], x: Tensor, target: int) -> Tensor:
+    """A cheap prior map for :func:`prior_guided_mask`: Grad-CAM of ``target``.
+
+    Captum's ``LayerGradCam`` on :func:`last_conv_layer`, upsampled bilinearly to the
+    input; for a model without a conv layer (or a plain callable), Captum's
+    ``Saliency`` summed over channels.  ``x`` is one example (``1×C×H×W``); returns a
+    ``1×H×W`` float map.  One forward and one backward.  The model is not changed.
+    """
+    from captum.attr import LayerAttribution, LayerGradCam, Saliency
+
+    layer = None
+    if isinstance(model, nn.Module):
+        try:
+            layer = last_conv_layer(model)
+        except ValueError:
+            layer = None
+    with torch.enable_grad():
+        if layer is not None:
+            cam = LayerGradCam(model, layer).attribute(x, target=target)
+            prior = LayerAttribution.interpolate(cam.detach(), tuple(x.shape[-2:]), "bilinear")
+        else:
+            prior = Saliency(model).attribute(x, target=target).detach().sum(1, keepdim=True)
+    return prior[0].float()
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class RegionBuilder:
+    """One entry of :data:`REGION_BUILDERS`.
+
+    ``build(x, n, model, target, **options)`` returns a ``1×1×H×W`` mask for the single
+    image ``x`` (``1×C×H×W``) with about ``n`` regions; ``needs_model`` says whether it
+    reads ``model`` and ``target``; ``help`` is the description the command line shows
+    and ``label`` the short name figures use.
+    """
+
+    name: str
+    build: Callable[..., Tensor]
+    help: str
+    label: str
+    needs_model: bool = False
+
+
+#: Region builders by name: what ``build_regions(kind, ...)``, ``--regions KIND`` and
+#: the dataset runner accept.  Add one with :func:`register_regions`.
+REGION_BUILDERS: Dict[str, RegionBuilder] = {}
+
+
+def register_regions(name: str, help: str, label: str, needs_model: bool = False,
+                     ) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
+    """Decorator adding a builder ``fn(x, n, model, target, **options) -> mask`` to :data:`REGION_BUILDERS`."""
+
+    def add(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        REGION_BUILDERS[name] = RegionBuilder(name, fn, help, label, needs_model)
+        return fn
+
+    return add
+
+
+def _grid_side(n: int, grid: Optional[int], h: int, w: int, minimum: int) -> int:
+    g = grid if grid is not None else max(minimum, round(math.sqrt(n)))
+    if not 1 <= g <= min(h, w):
+        raise ValueError(f"`grid` {g} does not fit a {h}×{w} input (1 to {min(h, w)} cells per side)")
+    return g
+
+
+@register_regions("slic", "SLIC superpixels (scikit-image), about n regions, tiny ones merged",
+                  "SLIC superpixels")
+def _slic_regions(x: Tensor, n: int, model: Any = None, target: Optional[int] = None,
+                  compactness: float = 10.0, **_: Any) -> Tensor:
+    return slic_mask(x[0].detach().cpu(), n_segments=n, compactness=compactness)
+
+
+@register_regions("grid", "a g×g grid of tiles, g = round(√n) unless `grid` is given", "grid tiles")
+def _grid_regions(x: Tensor, n: int, model: Any = None, target: Optional[int] = None,
+                  grid: Optional[int] = None, **_: Any) -> Tensor:
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    g = _grid_side(n, grid, h, w, minimum=2)
+    return grid_mask(h, w, grid=g)
+
+
+@register_regions("prior", "SMDL's prior-guided division: g×g cells (g = max(10, ⌈√n⌉) unless `grid` is "
+                           "given) ranked by Grad-CAM of the target and grouped into about n regions",
+                  "Grad-CAM-guided cells", needs_model=True)
+def _prior_regions(x: Tensor, n: int, model: Any = None, target: Optional[int] = None,
+                   grid: Optional[int] = None, **_: Any) -> Tensor:
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    g = grid if grid is not None else min(max(10, math.ceil(math.sqrt(n))), h, w)
+    g = _grid_side(n, g, h, w, minimum=10)
+    cells = max(1, math.ceil(g * g / n))
+    prior = gradcam_prior(model, x, int(target))
+    return relabel(prior_guided_mask(prior.cpu(), grid=g, cells_per_region=cells, size=(h, w)))
+
+
+def build_regions(kind: str, x: Tensor, n: int, model: Optional[Callable[..., Tensor]] = None,
+                  target: Optional[int] = None, **options: Any) -> Tensor:
+    """The feature mask of ``kind`` (a :data:`REGION_BUILDERS` name) for one image.
+
+    Parameters
+    ----------
+    kind:
+        ``"slic"``, ``"grid"``, ``"prior"`` or any registered name.
+    x:
+        One image, ``1×C×H×W`` (or ``C×H×W``), in the model's input space.
+    n:
+        Number of regions asked for (≥ 2); SLIC and the prior division get close to it,
+        the grid rounds it to a square.
+    model, target:
+        Needed by builders that read the model (``"prior"``: Grad-CAM of ``target``).
+    **options:
+        Builder options: ``grid`` (cells per side for ``"grid"`` and ``"prior"``),
+        ``compactness`` (``"slic"``).
+
+    Returns
+    -------
+    Tensor
+        ``1×1×H×W`` long mask with ids ``0..m−1``, on ``x``'s device.  The same arguments
+        give the same mask in ``explain``, ``explain-dataset``, ``compare`` and the
+        tutorials: they all call this function.
+    """
+    builder = REGION_BUILDERS.get(kind)
+    if builder is None:
+        raise ValueError(f"`regions` must be one of {sorted(REGION_BUILDERS)}, got {kind!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"`n_regions` must be an int ≥ 2, got {n!r}")
+    if not isinstance(x, Tensor) or x.dim() not in (3, 4) or (x.dim() == 4 and x.shape[0] != 1):
+        raise ValueError(f"`x` must be one image, C×H×W or 1×C×H×W, got {getattr(x, 'shape', type(x).__name__)}")
+    x = x if x.dim() == 4 else x[None]
+    if builder.needs_model and (model is None or target is None):
+        raise ValueError(f"regions {kind!r} read the model: pass `model` and `target`")
+    mask = builder.build(x, n, model, target, **options)
+    return relabel(mask).to(x.device)
+
+
+def describe_regions(kind: str, mask: Tensor) -> str:
+    """``"49 regions: SLIC superpixels …"``: the count and the builder's description."""
+    m = int(torch.unique(mask).numel())
+    builder = REGION_BUILDERS.get(kind)
+    return f"{m} region{'s' if m != 1 else ''}: {builder.label if builder is not None else kind}"

@@ -21,7 +21,7 @@ from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
 from captum_submodular.cli import main  # noqa: E402
-from captum_submodular.demo import resolve_target  # noqa: E402
+from captum_submodular.models import resolve_target  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY_CLASSES = ["tabby cat", "tiger cat", "dog", "goose", "sports car", "crane", "crane"]

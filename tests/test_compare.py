@@ -363,7 +363,7 @@ def test_concat_of_shards_equals_one_run(setup):
 
 
 def test_concat_pads_region_curves_with_their_last_point():
-    from captum_submodular.compare import _concat_curves
+    from captum_submodular.compare.result import _concat_curves
     from captum_submodular.metrics import CurveResult
 
     a = CurveResult(area=torch.tensor([0.5]), fractions=torch.tensor([[0.0, 0.5, 1.0]]),

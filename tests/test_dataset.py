@@ -242,7 +242,8 @@ def test_corrupt_files_fail_with_reason_and_the_rest_completes(tmp_path):
 def test_rows_with_bytes_like_ray_read_binary_files(tmp_path):
     """Rows of a Ray Dataset from ``ray.data.read_binary_files(..., include_paths=True)``
     carry ``bytes`` and ``path``; the worker decodes the bytes (no file access)."""
-    from captum_submodular.dataset import DatasetExplainer, _Config
+    from captum_submodular.dataset import DatasetExplainer
+    from captum_submodular.dataset.worker import _Config
 
     (path,) = write_images(tmp_path / "imgs", names=("imagenet_01_2.png",))
     cfg = _Config(regions=REGIONS, search="bidirectional", weights=None, target="predicted",
@@ -284,7 +285,7 @@ def test_missing_pyarrow_gives_a_clear_error(monkeypatch, tmp_path):
 
 @needs_pyarrow
 def test_cli_entry_point(tmp_path, capsys):
-    from captum_submodular._dataset_cli import add_explain_dataset_parser, run_explain_dataset
+    from captum_submodular.cli.explain_dataset import add_explain_dataset_parser, run_explain_dataset
 
     write_images(tmp_path / "imgs")
     parser = argparse.ArgumentParser(prog="captum-submodular")

@@ -1,0 +1,102 @@
+"""``captum-submodular``: explain images from the command line.
+
+Commands (one module each; the shared options live in :mod:`._options`)
+-----------------------------------------------------------------------
+``demo``             explain a few bundled ImageNet images with SubmodularAttribution and
+                     Captum's Occlusion, score both with insertion / deletion, and write a
+                     figure, a table and the raw numbers (:mod:`.demo`).
+``explain``          explain your own images (PNG figure + JSON per image; :mod:`.explain`).
+``explain-dataset``  a folder of images into resumable Parquet records, optionally on Ray
+                     (:mod:`.explain_dataset`).
+``compare``          the side-by-side comparison harness (:mod:`.compare`).
+
+Everything runs offline. Errors the user can fix (a missing file, an unknown model
+or class, CUDA not available, ...) are printed as ``error: ...`` with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from . import compare as _compare
+from . import demo as _demo
+from . import explain as _explain
+from . import explain_dataset as _explain_dataset
+from ._common import EXIT_USAGE, CLIError
+from ._options import Formatter
+
+__all__ = ["main", "build_parser", "EXIT_USAGE", "CLIError"]
+
+_DESCRIPTION = """\
+Submodular subset-selection attribution (SMDL / LiMA) for Captum, from the command line.
+
+SubmodularAttribution splits an image into regions and searches for the smallest,
+best-ordered set of regions that keeps the model's prediction. Everything runs
+offline with the default model (EfficientNet-Lite0, weights bundled in a package).
+"""
+
+_EPILOG = """\
+examples:
+  captum-submodular demo
+      explain 2 bundled ImageNet images, compare with Occlusion, write
+      outputs/demo/demo.png + demo.json and print an insertion/deletion table
+  captum-submodular demo --images imagenet_13 chelsea --n-regions 36
+  captum-submodular explain cat.jpg dog.png --out results/
+  captum-submodular explain cat.jpg --target "tabby" --regions prior
+  captum-submodular explain cat.jpg --target 281 --search greedy --device cuda
+  captum-submodular compare --images 4
+
+run 'captum-submodular COMMAND --help' for the options of each command.
+"""
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``captum-submodular`` argument parser (each command sets ``func``)."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="captum-submodular", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=Formatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    _demo.add_parser(sub)
+    _explain.add_parser(sub)
+    _explain_dataset.add_explain_dataset_parser(sub)
+    _compare.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code (0 on success, 2 for user errors)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help, --version, bad options
+        return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    from ..attribution import NonFiniteOutputError
+    from ..data import DataUnavailableError, ImageLoadError
+    from ..models import ModelUnavailableError
+
+    expected = (CLIError, ValueError, ImageLoadError, ModelUnavailableError, DataUnavailableError,
+                FileNotFoundError, NonFiniteOutputError, OSError)
+    try:
+        return int(args.func(args))
+    except expected as exc:
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename:
+            message = f"{exc.filename}: {exc.strerror or exc}"
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

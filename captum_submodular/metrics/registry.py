@@ -1,0 +1,312 @@
+"""The metric registry and :class:`Faithfulness`, metrics bound to one model and batch.
+
+Every metric is declared once, as a :class:`Metric` in :data:`METRICS`: its name, its
+function, its direction, the curve it reads, a fixed substrate if it has one, which
+class it explains, and its table header.  The comparison harness, the dataset runner,
+the per-image pipeline and the command line all loop over :data:`METRICS`, so a new
+metric is one :func:`register_metric` call plus its function.
+
+:class:`Faithfulness` (Xplique's shape) binds ``(model, inputs, targets)`` once: the
+clean outputs are computed once and reused by every metric and every map it scores.
+
+>>> bound = Faithfulness(model, images, targets=None)            # doctest: +SKIP
+>>> bound.evaluate("insertion", occlusion_maps).values[:, 0]     # doctest: +SKIP
+>>> bound.score(submodular_maps)                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._inputs import check_baselines, check_inputs, check_positive_int, format_afa, rows_afa
+from .curves import CURVE_KINDS, CurveResult, check_output, deletion, highest_confidence, insertion, output_scores
+from .substrates import check_substrate
+
+__all__ = ["Metric", "MetricInfo", "MetricResult", "METRICS", "register_metric", "resolve_metrics",
+           "Faithfulness", "HC_BUDGETS"]
+
+#: Reveal budgets of the highest-confidence metric.
+HC_BUDGETS: Tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """What one metric gives for the examples it scored.
+
+    ``values`` is ``n×len(metric.columns)`` (one area per example for a curve metric,
+    one value per budget for a budgeted one), ``examples`` the indices of the scored
+    examples in the bound batch, ``curves`` the underlying curves.
+    """
+
+    metric: "Metric"
+    values: np.ndarray
+    examples: List[int]
+    curves: CurveResult
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One faithfulness metric, declared once.
+
+    Attributes
+    ----------
+    name:
+        Registry key, also the column key of a curve metric.
+    fn:
+        The free function (Captum-style signature), e.g. :func:`insertion`.
+    higher_is_better:
+        The metric's direction, as data.
+    description:
+        One line for help texts and docs.
+    kind:
+        ``"curve"`` (one area per example) or ``"budgeted"`` (one value per budget).
+    curve:
+        The perturbation curve it reads: ``"insertion"`` or ``"deletion"``.
+    substrate:
+        A fixed substrate (``"blur"`` for blurred insertion), or ``None`` for the
+        substrate the caller gives.
+    label:
+        Table header.
+    title:
+        Plot title (e.g. ``"Blurred insertion"``).
+    explains:
+        ``"target"`` (the explained class) or ``"label"`` (the true class, on the
+        misclassified examples only, with a map of the true class).
+    budgets, short:
+        Budgeted metrics: the budgets and the short name of their columns
+        (``f"{short}@{budget:g}"``).
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    higher_is_better: bool
+    description: str = ""
+    kind: str = "curve"
+    curve: str = "insertion"
+    substrate: Optional[str] = None
+    label: str = ""
+    title: str = ""
+    explains: str = "target"
+    budgets: Tuple[float, ...] = ()
+    short: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("curve", "budgeted"):
+            raise ValueError(f"Metric {self.name!r}: kind must be 'curve' or 'budgeted', got {self.kind!r}")
+        if self.curve not in CURVE_KINDS:
+            raise ValueError(f"Metric {self.name!r}: curve must be one of {CURVE_KINDS}, got {self.curve!r}")
+        if self.explains not in ("target", "label"):
+            raise ValueError(f"Metric {self.name!r}: explains must be 'target' or 'label'")
+
+    @property
+    def columns(self) -> Tuple[str, ...]:
+        """Column keys of this metric in tables, CSV files and records."""
+        if self.kind == "curve":
+            return (self.name,)
+        return tuple(f"{self.short or self.name}@{b:g}" for b in self.budgets)
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    def compute(self, bound: "Faithfulness", attributions: Tensor, examples: Sequence[int]) -> MetricResult:
+        """Score ``attributions`` (maps of ``examples``, in that order) on the bound batch."""
+        idx = torch.as_tensor(list(examples), dtype=torch.long)
+        targets = bound.labels if self.explains == "label" else bound.targets
+        if targets is None:
+            raise ValueError(f"metrics: {self.name} needs the true labels (labels=...)")
+        on = idx.to(bound.inputs.device)
+        common = dict(
+            feature_mask=None, n_steps=bound.n_steps,
+            substrate=self.substrate if self.substrate is not None else bound.substrate,
+            perturbations_per_eval=bound.perturbations_per_eval,
+            clean_output=bound.clean[on] if bound.reuse_clean_output else None,
+        )
+        args = (bound.model, bound.inputs[on], attributions, [targets[i] for i in examples],
+                bound.baselines[on], rows_afa(bound.additional_forward_args, idx, bound.n))
+        if self.kind == "curve":
+            res = self.fn(*args, output=bound.output, return_curves=True, **common)
+            return MetricResult(self, res.area.numpy()[:, None], list(examples), res)
+        hc = self.fn(*args, budgets=self.budgets, **common)
+        return MetricResult(self, hc.values.numpy(), list(examples), hc.curves)
+
+
+#: Registry: metric name → :class:`Metric`.
+METRICS: Dict[str, Metric] = {}
+
+#: The old name of :class:`Metric`.
+MetricInfo = Metric
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add ``metric`` to :data:`METRICS` (its name must be new) and return it."""
+    if metric.name in METRICS:
+        raise ValueError(f"a metric named {metric.name!r} is already registered")
+    METRICS[metric.name] = metric
+    return metric
+
+
+register_metric(Metric("insertion", insertion, True, "area under the insertion curve", curve="insertion",
+                       label="insertion ↑", title="Insertion"))
+register_metric(Metric("deletion", deletion, False, "area under the deletion curve", curve="deletion",
+                       label="deletion ↓", title="Deletion"))
+register_metric(Metric("insertion_blur", insertion, True, "area under the insertion curve from the blurred input",
+                       curve="insertion", substrate="blur", label="blur insertion ↑", title="Blurred insertion"))
+register_metric(Metric("highest_confidence", highest_confidence, True,
+                       "max p(true class) within a reveal budget (misclassified examples)", kind="budgeted",
+                       curve="insertion", label="HC", title="True-class insertion", explains="label",
+                       budgets=HC_BUDGETS, short="hc"))
+
+
+def resolve_metrics(names: Union[str, Sequence[str]], argument: str = "metrics") -> List[Metric]:
+    """Registry entries for ``names`` (a name, a comma-separated string or a sequence), checked."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    try:
+        names = list(names)
+    except TypeError:
+        raise ValueError(f"{argument} must be a sequence of names; got {names!r}") from None
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise ValueError(f"{argument}: unknown metric(s) {unknown}; choose from {list(METRICS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{argument}: duplicate names in {names}")
+    return [METRICS[n] for n in names]
+
+
+def _int_list(value: Any, n: int, name: str) -> List[int]:
+    if isinstance(value, Tensor):
+        if value.numel() == 1 and not value.is_floating_point():
+            return [int(value.item())] * n
+        if value.dim() != 1 or value.numel() != n or value.is_floating_point():
+            raise ValueError(f"{name} must hold {n} integers; got a tensor of shape {tuple(value.shape)}")
+        return [int(v) for v in value.tolist()]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return [int(value)] * n
+    if isinstance(value, (list, tuple)):
+        if len(value) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{name} must be a list of {n} integers; got {value!r}")
+        return [int(v) for v in value]
+    raise ValueError(f"{name} must be an int, a list of {n} ints or an integer tensor; got {type(value).__name__}")
+
+
+@dataclass
+class Faithfulness:
+    """Faithfulness metrics bound to one model and one batch.
+
+    Parameters
+    ----------
+    model:
+        The classifier (``N×…`` in, ``N×classes`` out).
+    inputs:
+        ``N×C×H×W`` batch (any ``N×…`` tensor for the curve metrics without blur).
+    targets:
+        The class scored per example (int, list / tensor of ``N`` ints), or ``None``
+        for the clean predicted class.
+    baselines:
+        Captum forms; the substrate of every metric without a fixed one.
+    labels:
+        True labels (``N`` ints); needed by the metrics that explain the label
+        (highest confidence), which score the misclassified examples only.
+    n_steps, substrate, output, perturbations_per_eval, additional_forward_args:
+        As in :func:`~captum_submodular.metrics.insertion`.
+    reuse_clean_output:
+        ``True`` (default): the clean outputs, computed once at construction in
+        ``⌈N / perturbations_per_eval⌉`` model calls, are every curve's clean point.
+        ``False``: each curve evaluates its clean point itself, so every area equals the
+        free function's (:func:`~captum_submodular.metrics.insertion` …) to the last bit;
+        costs ``N`` more rows per curve.
+    """
+
+    model: Callable[..., Tensor]
+    inputs: Tensor
+    targets: Any = None
+    baselines: Any = None
+    labels: Any = None
+    n_steps: int = 50
+    substrate: Any = None
+    output: Union[str, Callable[..., Any]] = "softmax"
+    perturbations_per_eval: int = 64
+    additional_forward_args: Any = None
+    reuse_clean_output: bool = True
+    clean: Tensor = field(init=False, repr=False)
+    predictions: List[int] = field(init=False)
+    misclassified: List[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        (xs, _, self.n) = check_inputs(self.inputs)
+        if len(xs) != 1:
+            raise ValueError("inputs: Faithfulness takes one N×… tensor")
+        self.inputs = xs[0]
+        self.n_steps = check_positive_int(self.n_steps, "n_steps")
+        self.perturbations_per_eval = check_positive_int(self.perturbations_per_eval, "perturbations_per_eval")
+        self.substrate = None if self.substrate is None else check_substrate(self.substrate)
+        self.output = check_output(self.output)
+        self.baselines = check_baselines(self.baselines, (self.inputs,))[0]
+        self.additional_forward_args = format_afa(self.additional_forward_args)
+        label_list = None if self.labels is None else _int_list(self.labels, self.n, "labels")
+        ppe = self.perturbations_per_eval
+        with torch.no_grad():
+            outs = [self.model(self.inputs[s: s + ppe],
+                               *rows_afa(self.additional_forward_args, torch.arange(s, min(s + ppe, self.n)), self.n))
+                    for s in range(0, self.n, ppe)]
+        clean = torch.cat([o.detach() for o in outs])
+        if clean.dim() != 2 or clean.shape[0] != self.n:
+            raise ValueError(f"model must return N×classes outputs; got shape {tuple(clean.shape)}")
+        self.clean = clean
+        self.predictions = clean.argmax(dim=1).cpu().tolist()
+        self.targets = self.predictions[:] if self.targets is None else _int_list(self.targets, self.n, "targets")
+        self.labels = label_list
+        self.misclassified = ([] if label_list is None else
+                              [i for i in range(self.n) if label_list[i] != self.predictions[i]])
+
+    @property
+    def target_scores(self) -> List[float]:
+        """Clean score of each example's target (softmax probability by default)."""
+        return output_scores(self.clean.double(), torch.tensor(self.targets), self.output).cpu().tolist()
+
+    def examples_for(self, metric: Union[str, Metric]) -> List[int]:
+        """The examples ``metric`` scores: all, or the misclassified ones for label metrics."""
+        metric = METRICS[metric] if isinstance(metric, str) else metric
+        return list(self.misclassified) if metric.explains == "label" else list(range(self.n))
+
+    def evaluate(self, metric: Union[str, Metric], attributions: Tensor,
+                 examples: Optional[Sequence[int]] = None) -> MetricResult:
+        """Score maps with one metric.
+
+        ``attributions`` holds the maps of ``examples`` (default
+        :meth:`examples_for`), in that order, shaped like the inputs (or with one
+        channel).  For a label metric they must explain the true class.
+        """
+        metric = resolve_metrics([metric])[0] if isinstance(metric, str) else metric
+        examples = self.examples_for(metric) if examples is None else [int(i) for i in examples]
+        if metric.explains == "label" and self.labels is None:
+            raise ValueError(f"labels: the {metric.name} metric needs the true labels (labels=...)")
+        attrs = attributions.to(self.inputs.device)
+        if attrs.shape[0] != len(examples):
+            raise ValueError(f"attributions: expected {len(examples)} map(s) for {metric.name}, "
+                             f"got {attrs.shape[0]}")
+        return metric.compute(self, attrs, examples)
+
+    def score(self, attributions: Tensor, metrics: Sequence[str] = ("insertion", "deletion"),
+              label_attributions: Optional[Tensor] = None) -> Dict[str, MetricResult]:
+        """Every metric of ``metrics`` on the maps of all ``N`` examples.
+
+        Label metrics use ``label_attributions`` (maps of the true class of the
+        misclassified examples, in :attr:`misclassified` order) when given, else the
+        rows of ``attributions`` of those examples.
+        """
+        out: Dict[str, MetricResult] = {}
+        for metric in resolve_metrics(metrics):
+            examples = self.examples_for(metric)
+            if metric.explains == "label" and label_attributions is not None:
+                maps = label_attributions
+            else:
+                maps = attributions[torch.as_tensor(examples, dtype=torch.long)]
+            out[metric.name] = self.evaluate(metric, maps, examples)
+        return out
