@@ -168,7 +168,12 @@ def available_models() -> list[str]:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """Parse ``device`` and check it exists on this machine (``ValueError`` otherwise)."""
+    """Parse ``device`` and check it exists on this machine (``ValueError`` otherwise).
+
+    ``"auto"`` is CUDA when available, else the CPU.
+    """
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:

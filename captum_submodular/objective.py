@@ -50,7 +50,7 @@ OUTPUT_TYPES = ("logits", "probabilities", "scalar")
 
 @dataclass(frozen=True)
 class ObjectiveWeights:
-    """Weights ``λ`` of the four objective terms (defaults: ALGORITHMS.md §3)."""
+    """Weights ``λ`` of the four objective terms (defaults: the reference setting for plain classifiers)."""
 
     consistency: float = 20.0
     collaboration: float = 5.0

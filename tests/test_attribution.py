@@ -9,26 +9,8 @@ from torch import nn
 from captum_submodular import NonFiniteOutputError, ObjectiveWeights, SubmodularAttribution
 from captum_submodular.objective import angular_distances, effectiveness, objective_values, target_scores
 from captum_submodular.regions import grid_mask
-
-
-def tiny_cnn(seed=0, classes=5):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, classes)
-    ).eval()
-
-
-class Counting(nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.rows = 0
-        self.calls = []
-
-    def forward(self, *args):
-        self.rows += args[0].shape[0]
-        self.calls.append(args[0].shape[0])
-        return self.net(*args)
+from conftest import CountingModel as Counting
+from conftest import tiny_cnn
 
 
 class RegionSum(nn.Module):

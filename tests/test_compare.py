@@ -20,6 +20,8 @@ from captum_submodular.compare import (
     to_input_shape,
 )
 from captum_submodular.regions import grid_mask
+from conftest import CountingModel as Counting
+from conftest import tiny_net
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,30 +35,6 @@ def _single_thread():
 H = W = 12
 MASK = grid_mask(H, W, grid=3)  # 1×1×12×12, 9 regions
 N_STEPS = 8
-
-
-def tiny_net(seed=0, classes=5):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16, classes),
-    ).eval()
-
-
-class Counting(nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.rows = []
-
-    def forward(self, x, *args):
-        self.rows.append(int(x.shape[0]))
-        return self.net(x, *args)
 
 
 def images(n=3, seed=1):
@@ -185,7 +163,7 @@ def test_clean_predictions_computed_once():
     res = compare(counting, x, None, methods, metrics=("insertion", "deletion"), n_steps=N_STEPS,
                   perturbations_per_eval=64, show_progress=False)
     # One clean pass of N rows, then each curve needs N·K rows (the clean point is reused).
-    assert counting.rows == [3] + [3 * N_STEPS] * (len(methods) * 2)
+    assert counting.calls == [3] + [3 * N_STEPS] * (len(methods) * 2)
     assert res.values["FA"]["evaluations"].tolist() == [10, 10, 10]
 
 

@@ -71,12 +71,5 @@ __all__ = [
     "STANDARD_METHODS",
     "DEFAULT_LINEUP",
     "PUBLISHED_SEGMENTS",
-    "main",
 ]
 
-
-def main(argv=None) -> int:
-    """``captum-submodular compare`` (see :mod:`captum_submodular.cli.compare`)."""
-    from ..cli import main as cli_main
-
-    return cli_main(["compare", *(list(argv) if argv is not None else [])])

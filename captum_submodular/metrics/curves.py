@@ -77,9 +77,8 @@ class CurveResult:
 
     @property
     def higher_is_better(self) -> bool:
-        from .registry import METRICS
-
-        return METRICS[self.kind].higher_is_better
+        """``True`` for insertion curves, ``False`` for deletion curves."""
+        return self.kind == "insertion"
 
 
 @dataclass(frozen=True)
@@ -349,34 +348,40 @@ _COMMON_DOC = r"""
 """
 
 
-def insertion(
-    forward_func: Callable[..., Any],
-    inputs: TensorOrTuple,
-    attributions: TensorOrTuple,
-    target: Any = None,
-    baselines: Any = None,
-    additional_forward_args: Any = None,
-    *,
-    feature_mask: Any = None,
-    n_steps: int = 50,
-    substrate: Any = None,
-    output: Union[str, Callable[..., Any]] = "softmax",
-    perturbations_per_eval: int = 64,
-    return_curves: bool = False,
-    show_progress: bool = False,
-    clean_output: Optional[Tensor] = None,
-) -> Union[Tensor, CurveResult]:
-    res = perturbation_curves(
-        forward_func, inputs, attributions, "insertion", target, baselines,
-        additional_forward_args, feature_mask=feature_mask, n_steps=n_steps,
-        substrate=substrate, output=output, perturbations_per_eval=perturbations_per_eval,
-        clean_output=clean_output, show_progress=show_progress,
-    )  # fmt: skip
-    return res if return_curves else res.area
+def _curve_metric(kind: str, summary: str) -> Callable[..., Union[Tensor, CurveResult]]:
+    """The Captum-style free function of one curve (:func:`insertion`, :func:`deletion`)."""
+
+    def metric(
+        forward_func: Callable[..., Any],
+        inputs: TensorOrTuple,
+        attributions: TensorOrTuple,
+        target: Any = None,
+        baselines: Any = None,
+        additional_forward_args: Any = None,
+        *,
+        feature_mask: Any = None,
+        n_steps: int = 50,
+        substrate: Any = None,
+        output: Union[str, Callable[..., Any]] = "softmax",
+        perturbations_per_eval: int = 64,
+        return_curves: bool = False,
+        show_progress: bool = False,
+        clean_output: Optional[Tensor] = None,
+    ) -> Union[Tensor, CurveResult]:
+        res = perturbation_curves(
+            forward_func, inputs, attributions, kind, target, baselines,
+            additional_forward_args, feature_mask=feature_mask, n_steps=n_steps,
+            substrate=substrate, output=output, perturbations_per_eval=perturbations_per_eval,
+            clean_output=clean_output, show_progress=show_progress,
+        )  # fmt: skip
+        return res if return_curves else res.area
+
+    metric.__name__ = metric.__qualname__ = kind
+    metric.__doc__ = summary + _COMMON_DOC
+    return metric
 
 
-insertion.__doc__ = (
-    r"""Insertion area (higher is better).
+insertion = _curve_metric("insertion", r"""Insertion area (higher is better).
 
     Start from the insertion substrate ``b`` (the baselines by default, the
     blurred input for ``substrate="blur"``) and put the top-ranked elements of
@@ -390,39 +395,9 @@ insertion.__doc__ = (
 
     Cost: ``N * (K + 1)`` forward rows (``N * (m + 1)`` in region mode with
     ``m`` regions), in ``ceil(rows / perturbations_per_eval)`` model calls.
-"""
-    + _COMMON_DOC
-)
+""")
 
-
-def deletion(
-    forward_func: Callable[..., Any],
-    inputs: TensorOrTuple,
-    attributions: TensorOrTuple,
-    target: Any = None,
-    baselines: Any = None,
-    additional_forward_args: Any = None,
-    *,
-    feature_mask: Any = None,
-    n_steps: int = 50,
-    substrate: Any = None,
-    output: Union[str, Callable[..., Any]] = "softmax",
-    perturbations_per_eval: int = 64,
-    return_curves: bool = False,
-    show_progress: bool = False,
-    clean_output: Optional[Tensor] = None,
-) -> Union[Tensor, CurveResult]:
-    res = perturbation_curves(
-        forward_func, inputs, attributions, "deletion", target, baselines,
-        additional_forward_args, feature_mask=feature_mask, n_steps=n_steps,
-        substrate=substrate, output=output, perturbations_per_eval=perturbations_per_eval,
-        clean_output=clean_output, show_progress=show_progress,
-    )  # fmt: skip
-    return res if return_curves else res.area
-
-
-deletion.__doc__ = (
-    r"""Deletion area (lower is better).
+deletion = _curve_metric("deletion", r"""Deletion area (lower is better).
 
     Start from ``x`` and replace the top-ranked elements by the deletion
     substrate ``b`` (the baselines, also for ``substrate="blur"``) step by
@@ -434,9 +409,7 @@ deletion.__doc__ = (
 
     Cost: ``N * (K + 1)`` forward rows (``N * (m + 1)`` in region mode with
     ``m`` regions), in ``ceil(rows / perturbations_per_eval)`` model calls.
-"""
-    + _COMMON_DOC
-)
+""")
 
 
 def highest_confidence(

@@ -1,0 +1,62 @@
+"""Shared helpers and tiny models of the test suite.
+
+Import them by name (``from conftest import CountingModel, tiny_cnn``): pytest puts this
+folder on ``sys.path``.  Everything here is deterministic and small enough for CI.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List
+
+import torch
+from torch import nn
+
+
+class CountingModel(nn.Module):
+    """Wraps a model; ``rows`` counts the input rows it saw, ``calls`` lists each call's batch size."""
+
+    def __init__(self, net: Callable[..., torch.Tensor]) -> None:
+        super().__init__()
+        self.net = net
+        self.rows = 0
+        self.calls: List[int] = []
+
+    def forward(self, *args):
+        self.rows += args[0].shape[0]
+        self.calls.append(int(args[0].shape[0]))
+        return self.net(*args)
+
+
+class CountingSetFunction:
+    """Wraps a batched set function ``f(Z) -> (k,)`` and counts the subsets (rows) it is asked about."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.fn = fn
+        self.rows = 0
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        self.rows += z.shape[0]
+        return self.fn(z)
+
+
+def modular(weights) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``F(S) = Σ_{i∈S} w_i``: greedy's order (descending weights) is optimal."""
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    return lambda z: z.double() @ w
+
+
+def tiny_cnn(seed: int = 0, classes: int = 5) -> nn.Module:
+    """One conv, 2×2 pooling, a linear head: ``N×3×H×W → N×classes`` logits."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, classes)
+    ).eval()
+
+
+def tiny_net(seed: int = 0, classes: int = 5) -> nn.Module:
+    """Two convs, 2×2 pooling, a linear head: ``N×3×H×W → N×classes`` logits."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, classes),
+    ).eval()

@@ -1,0 +1,72 @@
+"""The contract every registered search strategy must keep (parametrized over ``SEARCHES``).
+
+A new strategy added to :data:`captum_submodular.search.SEARCHES` is tested here without
+a line of its own: full permutations, honest query counts, the optimal order on modular
+functions, and exact evaluation accounting through SubmodularAttribution.
+"""
+
+import pytest
+import torch
+
+from captum_submodular import SubmodularAttribution
+from captum_submodular.regions import grid_mask
+from captum_submodular.search import SEARCHES, get_search, run_search
+from conftest import CountingModel, CountingSetFunction, modular, tiny_cnn
+
+NAMES = sorted(SEARCHES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("m", [2, 3, 7, 16])
+def test_order_is_a_permutation_and_queries_are_counted(name, m):
+    gen = torch.Generator().manual_seed(m)
+    w = torch.randn(m, generator=gen, dtype=torch.float64)
+    f = CountingSetFunction(lambda z: torch.sigmoid(z.double() @ w) + 0.1 * (z.sum(1) > 1).double())
+    out = run_search(get_search(name), m, f)
+    assert sorted(out.order) == list(range(m))
+    assert out.n_queries == f.rows
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("m", [2, 5, 12, 30])
+def test_modular_functions_give_the_descending_weight_order(name, m):
+    gen = torch.Generator().manual_seed(100 + m)
+    w = torch.randperm(m, generator=gen).double() - m / 3 + 0.25 * torch.rand(m, generator=gen, dtype=torch.float64)
+    out = run_search(get_search(name), m, modular(w))
+    assert out.order == torch.argsort(w, descending=True).tolist()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_expected_queries_match_when_announced(name):
+    strategy = get_search(name)
+    for m in (4, 9, 20):
+        expected = strategy.expected_queries(m)
+        if expected is None:
+            continue
+        f = CountingSetFunction(modular(torch.linspace(1.0, 2.0, m)))
+        assert run_search(strategy, m, f).n_queries == expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_evaluations_are_the_rows_the_model_saw_and_batch_equals_singles(name):
+    model = CountingModel(tiny_cnn(4))
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    mask = grid_mask(8, 8, grid=3)
+    sa = SubmodularAttribution(model, search=name)
+    batched = sa.explain(x, target=[1, 3], feature_mask=mask, perturbations_per_eval=7)
+    assert sum(r.n_evaluations for r in batched) == model.rows
+    assert max(model.calls) <= 7
+    for i, t in enumerate([1, 3]):
+        (single,) = sa.explain(x[i : i + 1], target=t, feature_mask=mask, perturbations_per_eval=1)
+        assert single.order.tolist() == batched[i].order.tolist()
+        assert single.n_evaluations == batched[i].n_evaluations
+        torch.testing.assert_close(single.insertion_curve, batched[i].insertion_curve, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_too_few_regions_is_refused_before_any_model_call(name):
+    model = CountingModel(tiny_cnn(5))
+    with pytest.raises(ValueError, match="feature_mask"):
+        SubmodularAttribution(model, search=name).explain(torch.randn(1, 3, 4, 4), target=0,
+                                                          feature_mask=torch.zeros(1, 1, 4, 4, dtype=torch.long))
+    assert model.rows == 0
