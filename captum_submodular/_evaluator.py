@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from ._compat import progress
-from .objective import angular_distances, effectiveness, objective_values, target_scores
+from .objective import ObjectiveWeights, angular_distances, effectiveness, objective_values, target_scores
+from .search import SearchContext, start_search
 
 __all__ = ["NonFiniteOutputError", "Example", "Evaluator"]
 
@@ -81,7 +82,10 @@ class Evaluator:
 
     def _expected_total(self, examples: List[Example]) -> Optional[int]:
         counts = [self.owner.search.expected_evaluations(e.m) for e in examples]
-        return None if any(c is None for c in counts) else int(sum(counts))
+        if any(c is None for c in counts):
+            return None
+        budget = getattr(self.owner, "max_evaluations", None)
+        return int(sum(c if budget is None else min(c, budget) for c in counts))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -229,10 +233,48 @@ class Evaluator:
 
     # ---------------------------------------------------------------- searches
 
-    def run_searches(self, examples: List[Example]) -> list:
-        """Run every example's search concurrently, batching their requests together."""
+    def cost(self, e: Example, rows: Tensor) -> int:
+        """Model inputs that querying ``rows`` (``x[S]`` and ``x[V∖S]`` each) would add for ``e``."""
+        keys = set(_row_keys(torch.cat([rows, ~rows])))
+        return sum(1 for k in keys if k not in e.cache)
+
+    def objective_resolution(self, e: Example, weights: ObjectiveWeights) -> float:
+        """Objective differences at or below this are rounding: :meth:`resolution` of the scores
+        (scaled by the full-input score), times the summed weights of the model-output terms."""
+        full = torch.tensor([e.cache[_row_keys(torch.ones(1, e.m, dtype=torch.bool))[0]][0]])
+        scale = abs(weights.consistency) + abs(weights.collaboration) + abs(weights.confidence)
+        return self.resolution(full) * scale
+
+    @staticmethod
+    def region_sizes(e: Example) -> Tensor:
+        """Share of the input elements (over all input tensors) in each region of ``e``."""
+        counts = torch.zeros(e.m, dtype=torch.float64)
+        for delta, idx in zip(e.delta, e.idx):
+            region = torch.broadcast_to(idx, torch.broadcast_shapes(idx.shape, delta.shape))
+            counts += torch.bincount(region.reshape(-1).cpu(), minlength=e.m).double()
+        return counts / counts.sum()
+
+    def run_searches(self, examples: List[Example], max_evaluations: Optional[int] = None) -> list:
+        """Run every example's search concurrently, batching their requests together.
+
+        Each search gets a :class:`~captum_submodular.search.SearchContext` with the
+        example's budget (``max_evaluations`` counts every evaluation of the example,
+        those made before the search included), its cache-aware costs, the objective's
+        resolution and the region sizes.
+        """
         weights = self.owner.weights
-        gens = {e.index: self.owner.search.search(e.m) for e in examples}
+        strategy = self.owner.search
+        gens = {}
+        for e in examples:
+            ctx = SearchContext(
+                e.m,
+                cost=lambda rows, e=e: self.cost(e, rows),
+                used=lambda e=e: e.n_evaluations,
+                max_evaluations=max_evaluations,
+                resolution=self.objective_resolution(e, weights),
+                region_sizes=self.region_sizes(e),
+            )
+            gens[e.index] = start_search(strategy, e.m, ctx)
         outcomes: Dict[int, Any] = {}
         requests: Dict[int, Tensor] = {}
         for e in examples:

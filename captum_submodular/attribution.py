@@ -16,7 +16,7 @@ from ._evaluator import Evaluator, Example, NonFiniteOutputError
 from .maps import ATTRIBUTION_MAPS, WITHIN_REGION, gain_map, rank_map, refine_within_regions
 from .objective import OUTPUT_TYPES, ObjectiveWeights, effectiveness, objective_values
 from .regions import default_mask, window_grid_mask
-from .search import DEFAULT_SEARCH, SearchStrategy, get_search
+from .search import DEFAULT_SEARCH, SearchStrategy, get_search, minimum_evaluations
 
 __all__ = ["SubmodularAttribution", "SubmodularResult", "NonFiniteOutputError", "ATTRIBUTION_MAPS"]
 
@@ -165,6 +165,14 @@ class SubmodularAttribution(PerturbationAttribution):
         value but above the next region's, so region order and exact zeros are kept while
         pixel-level metrics are no longer decided by ties.  Needs a differentiable model;
         costs one forward and one backward per example.
+    max_evaluations:
+        ``None`` (default) or the most model evaluations per example, everything counted
+        as in :attr:`SubmodularResult.n_evaluations` (the search, the final curves, and the
+        embeddings and the gradient when used).  The search trades quality for cost and
+        never exceeds it; the order is still a full permutation with exact curves.  It
+        must be at least ``2m`` (the curves of any order; ``+ m`` with the diversity term,
+        ``+ 1`` with ``within_region="gradient"``), else ``ValueError`` before any model
+        call.  Every built-in search supports it (see :mod:`captum_submodular.search`).
 
     Cost
     ----
@@ -183,9 +191,12 @@ class SubmodularAttribution(PerturbationAttribution):
         embedding: Union[Callable[..., Tensor], nn.Module, None] = None,
         attribution_map: str = "gain",
         within_region: Optional[str] = None,
+        max_evaluations: Optional[int] = None,
     ) -> None:
         PerturbationAttribution.__init__(self, forward_func)
         self.search = get_search(search)
+        if weights is None:  # a search may bring its published objective (e.g. PhaseWin's 1 / 1)
+            weights = self.search.default_weights
         self.weights = weights if weights is not None else ObjectiveWeights()
         if not isinstance(self.weights, ObjectiveWeights):
             raise ValueError(f"`weights` must be an ObjectiveWeights, got {type(weights).__name__}.")
@@ -206,6 +217,22 @@ class SubmodularAttribution(PerturbationAttribution):
         if within_region not in WITHIN_REGION:
             raise ValueError(f"`within_region` must be one of {WITHIN_REGION}, got {within_region!r}.")
         self.within_region = within_region
+        if max_evaluations is not None and (
+            isinstance(max_evaluations, bool) or not isinstance(max_evaluations, (int, np.integer))
+            or max_evaluations < 1
+        ):
+            raise ValueError(f"`max_evaluations` must be None or an int ≥ 1, got {max_evaluations!r}.")
+        if max_evaluations is not None and not self.search.accepts_context():
+            raise ValueError(
+                f"`max_evaluations` needs a search that takes a budget (`search(m, context=None)`); "
+                f"{type(self.search).__name__}.search(m) does not."
+            )
+        self.max_evaluations = None if max_evaluations is None else int(max_evaluations)
+
+    def minimum_evaluations(self, m: int) -> int:
+        """Smallest ``max_evaluations`` for an example with ``m`` regions."""
+        return (minimum_evaluations(m) + (m if self.weights.effectiveness != 0 else 0)
+                + (1 if self.within_region == "gradient" else 0))
 
     # ------------------------------------------------------------------ public API
 
@@ -450,6 +477,15 @@ class SubmodularAttribution(PerturbationAttribution):
             masks_i = [m[i : i + 1] if m.shape[0] > 1 else m for m in masks]
             ids = torch.unique(torch.cat([m.reshape(-1) for m in masks_i]))
             self.search.check_regions(int(ids.numel()))
+            if self.max_evaluations is not None and self.max_evaluations < self.minimum_evaluations(int(ids.numel())):
+                m_i = int(ids.numel())
+                raise ValueError(
+                    f"`max_evaluations`={self.max_evaluations} is below the minimum of "
+                    f"{self.minimum_evaluations(m_i)} model evaluations for example {i} with {m_i} regions "
+                    f"(2m to record the curves of any order"
+                    + (", + m for the diversity embeddings" if self.weights.effectiveness != 0 else "")
+                    + (", + 1 for the gradient" if self.within_region == "gradient" else "") + ")."
+                )
             idx = tuple(torch.searchsorted(ids, m.contiguous()) for m in masks_i)
             x_i = tuple(x[i : i + 1] for x in xs)
             b_i = tuple(b[i : i + 1] if b.shape[0] > 1 else b for b in bases)
@@ -463,7 +499,10 @@ class SubmodularAttribution(PerturbationAttribution):
                                where="on the unperturbed input")
             if self.weights.effectiveness != 0:
                 evaluator.embed(examples)
-            outcomes = evaluator.run_searches(examples)
+            budget = self.max_evaluations
+            if budget is not None and self.within_region == "gradient":
+                budget -= 1  # the saliency's forward comes after the search
+            outcomes = evaluator.run_searches(examples, budget)
             results = [self._finish(e, outcome.order, evaluator, threshold) for e, outcome in zip(examples, outcomes)]
         finally:
             evaluator.close()
