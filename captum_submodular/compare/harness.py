@@ -303,6 +303,7 @@ def compare(
         bar = tqdm(total=jobs, desc="metrics", unit="curve", file=sys.stderr)
     try:
         for method in methods:
+            cache: Dict[str, Any] = {}  # derived metrics reuse their components' results
             for metric in curve_metrics + label_metrics:
                 if metric.explains == "label":
                     if not hc_examples:
@@ -310,9 +311,10 @@ def compare(
                         continue
                     res = bound.evaluate(metric, label_maps[method.name], hc_examples)
                 else:
-                    res = bound.evaluate(metric, maps[method.name])
-                curves[method.name][metric.name] = res.curves
-                if metric.kind == "curve" and metric.explains != "label":
+                    res = bound.evaluate(metric, maps[method.name], cache=cache)
+                if res.curves is not None:
+                    curves[method.name][metric.name] = res.curves
+                if metric.kind != "budgeted" and metric.explains != "label":
                     values[method.name][metric.name] = res.values[:, 0]
                 else:
                     budgeted[method.name][metric.name] = res.values
