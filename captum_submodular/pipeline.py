@@ -33,7 +33,24 @@ from .regions import REGION_BUILDERS, build_regions, describe_regions
 from .search import DEFAULT_SEARCH, get_search
 
 __all__ = ["ExplainConfig", "MethodRun", "ImageExplanation", "explain_image", "OCCLUSION_WINDOW",
-           "OCCLUSION_STRIDES", "check_curve_metrics"]
+           "OCCLUSION_STRIDES", "check_curve_metrics", "RegionCountError"]
+
+
+class RegionCountError(ValueError):
+    """The regions built for an image are too few or too many for the search.
+
+    ``count`` is what the builder gave, ``requested`` the ``n_regions`` asked for,
+    ``limit`` the search's maximum and ``search`` its name; the command line words the
+    message in its flags.
+    """
+
+    def __init__(self, count: int, requested: int, limit: int, search: str, regions: str) -> None:
+        self.count, self.requested, self.limit, self.search, self.regions = count, requested, limit, search, regions
+        if count < 2:
+            why = "a subset search needs at least 2 (is the image uniform?); ask for more regions or a grid"
+        else:
+            why = f"more than the {limit:,} that search {search!r} takes; ask for fewer regions or another search"
+        super().__init__(f"the {regions} regions of this image are {count} (n_regions={requested}): {why}")
 
 #: Captum's Occlusion tutorial settings (ImageNet models).
 OCCLUSION_WINDOW = (3, 15, 15)
@@ -170,6 +187,9 @@ class ImageExplanation:
         and ``occlusion`` (when run); ``total`` sums them.
     seconds:
         Wall time of the whole image.
+    image_size:
+        ``(width, height)`` of the image before the model's preprocessing (which may
+        resize and crop it: ``x`` is what the model saw).
     """
 
     name: str
@@ -190,6 +210,7 @@ class ImageExplanation:
     n_steps: int
     evaluations: Dict[str, int]
     seconds: float
+    image_size: Optional[Tuple[int, int]] = None
 
     @property
     def runs(self) -> List[MethodRun]:
@@ -234,6 +255,7 @@ class ImageExplanation:
             "name": self.name,
             "model": model_name,
             "input_shape": list(self.x.shape[1:]),
+            "image_size": None if self.image_size is None else list(self.image_size),
             "target": self.target,
             "target_source": self.target_source,
             "class_name": cname(self.target),
@@ -350,6 +372,10 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
         description = f"{int(torch.unique(mask).numel())} regions: {config.regions_name}"
     if explainer is None:
         explainer = SubmodularAttribution(model, search=config.search, weights=config.weights)
+    count = int(torch.unique(mask).numel())
+    if not 2 <= count <= explainer.search.max_regions:
+        raise RegionCountError(count, config.n_regions, explainer.search.max_regions, config.search_name,
+                               config.regions if isinstance(config.regions, str) else config.regions_name)
     t0 = time.perf_counter()
     (result,) = explainer.explain(x, baselines=config.baselines, target=target, feature_mask=mask,
                                   perturbations_per_eval=config.perturbations_per_eval,
@@ -370,4 +396,4 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
         predicted=predicted, label=label, mask=mask.detach().cpu(), regions=config.regions_name,
         regions_description=description, search=config.search_name, result=result, submodular=sub,
         occlusion=occ, metrics=config.metrics, n_steps=config.n_steps, evaluations=evaluations,
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start, image_size=tuple(getattr(image, "size", ())) or None)

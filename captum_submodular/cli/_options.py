@@ -30,6 +30,9 @@ from typing import Any, Optional, Sequence
 
 __all__ = [
     "Formatter",
+    "region_count",
+    "region_limits",
+    "check_region_count",
     "wrap",
     "positive_int",
     "positive_float",
@@ -112,15 +115,43 @@ def add_model_options(p: argparse.ArgumentParser, device_default: str = "cpu") -
     return g
 
 
+def region_count(text: str) -> int:
+    """``--n-regions``: an integer ≥ 2 (a subset search needs two regions)."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"a subset search needs at least 2 regions, got {value}")
+    return value
+
+
+def region_limits() -> str:
+    """``"at most 256 regions with greedy, …"``: each search's cap, for help texts and errors."""
+    from ..search import SEARCHES
+
+    caps: dict = {}
+    for name, cls in sorted(SEARCHES.items()):
+        caps.setdefault(cls.max_regions, []).append(name)
+    return "; ".join(f"at most {cap:,} with {', '.join(names)}" for cap, names in sorted(caps.items()))
+
+
+def check_region_count(n_regions: int, search: str) -> None:
+    """Refuse, in the flags' words and before any model is loaded, more regions than ``--search`` takes."""
+    from ..search import get_search
+
+    cap = get_search(search).max_regions
+    if n_regions > cap:
+        raise ValueError(f"--n-regions {n_regions} is more than the {cap:,} regions --search {search} takes "
+                         f"({region_limits()}); ask for fewer regions or pick another --search")
+
+
 def add_region_options(g: Any, n_regions: int) -> None:
     from ..regions import REGION_BUILDERS
 
     kinds = "; ".join(f"{name}: {b.help}" for name, b in REGION_BUILDERS.items())
     g.add_argument("--regions", choices=sorted(REGION_BUILDERS), default="slic", metavar="KIND",
                    help=f"how to split each image into regions ({kinds}). Default: %(default)s")
-    g.add_argument("--n-regions", type=positive_int, default=n_regions, metavar="R",
-                   help="approximate number of regions (at least 2); model calls grow about as 10·R with "
-                        "the accelerated search, R² with the exact ones (default: %(default)s)")
+    g.add_argument("--n-regions", type=region_count, default=n_regions, metavar="R",
+                   help=f"approximate number of regions: at least 2, {region_limits()}; model calls grow "
+                        "about as 10·R with the accelerated search, R² with the exact ones (default: %(default)s)")
     g.add_argument("--grid", type=positive_int, default=None, metavar="N",
                    help="grid regions: N×N tiles (default: √R); prior regions: N×N cells (default 10)")
 

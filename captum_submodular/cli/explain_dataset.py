@@ -112,8 +112,9 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
         from ..models import load_model_factory
 
         load_model_factory(args.model_factory)  # fail early, here, on a bad spec
-    if args.n_regions < 2:
-        raise ValueError(f"--n-regions must be at least 2, got {args.n_regions}")
+    from ._options import check_region_count
+
+    check_region_count(args.n_regions, args.search)
     factory = functools.partial(default_model_factory, args.model, args.model_factory)
     summary = explain_dataset(
         args.folder, factory, out_dir=args.out,
