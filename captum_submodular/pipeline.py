@@ -90,7 +90,8 @@ class ExplainConfig:
     n_steps:
         Steps of the pixel-grid metric curves.
     perturbations_per_eval:
-        Most perturbed inputs per model call (search, Occlusion and metrics).
+        Most perturbed inputs per model call (search, Occlusion and metrics); ``None``
+        (default): automatic, :func:`captum_submodular.attribution.auto_perturbations_per_eval`.
     baselines:
         The value that means "absent" (model input space), for the search and the metrics.
     occlusion:
@@ -108,7 +109,7 @@ class ExplainConfig:
     target: Union[str, int] = "predicted"
     metrics: Tuple[str, ...] = ("insertion", "deletion")
     n_steps: int = 50
-    perturbations_per_eval: int = 64
+    perturbations_per_eval: Optional[int] = None
     baselines: float = 0.0
     occlusion: bool = False
     show_progress: bool = False
@@ -122,6 +123,8 @@ class ExplainConfig:
             raise ValueError("regions must be a region kind or a callable (x, loaded_model, target) -> mask")
         for name in ("n_steps", "perturbations_per_eval"):
             value = getattr(self, name)
+            if value is None and name == "perturbations_per_eval":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int ≥ 1, got {value!r}")
         if isinstance(self.n_regions, bool) or not isinstance(self.n_regions, int) or self.n_regions < 2:
@@ -289,7 +292,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _occlusion(model: Any, x: Tensor, target: int, cfg: ExplainConfig) -> MethodRun:
+def _occlusion(model: Any, x: Tensor, target: int, cfg: ExplainConfig, ppe: int) -> MethodRun:
     from captum.attr import Occlusion
 
     # Captum's own bar counts something else than model inputs; count them ourselves.
@@ -301,7 +304,7 @@ def _occlusion(model: Any, x: Tensor, target: int, cfg: ExplainConfig) -> Method
         with torch.no_grad():
             attrs = Occlusion(forward).attribute(
                 x, sliding_window_shapes=OCCLUSION_WINDOW, strides=OCCLUSION_STRIDES, baselines=cfg.baselines,
-                target=target, perturbations_per_eval=cfg.perturbations_per_eval)
+                target=target, perturbations_per_eval=ppe)
     finally:
         forward.close()
     return MethodRun("Occlusion", attrs.detach().cpu(), time.perf_counter() - start, forward.rows)
@@ -329,7 +332,7 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
     log:
         Called with one line on the explained class.
     """
-    from .attribution import NonFiniteOutputError, SubmodularAttribution
+    from .attribution import NonFiniteOutputError, SubmodularAttribution, auto_perturbations_per_eval
 
     start = time.perf_counter()
     model = loaded.model
@@ -339,6 +342,7 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
                          f"{getattr(x, 'shape', type(x).__name__)}")
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
     x = x[None].to(params[0].device if params else "cpu")
+    ppe = config.perturbations_per_eval or auto_perturbations_per_eval(x)
     targets: Any = int(config.target) if isinstance(config.target, int) else None
     if config.target == "label":
         if label is None:
@@ -347,7 +351,7 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
     counting = CountingForward(model)
     # Curves evaluate their own clean point: every recorded area equals the metric function's.
     bound = Faithfulness(counting, x, targets, config.baselines, n_steps=config.n_steps,
-                         perturbations_per_eval=config.perturbations_per_eval, reuse_clean_output=False)
+                         perturbations_per_eval=ppe, reuse_clean_output=False)
     classified = counting.rows
     if not torch.isfinite(bound.clean).all():
         raise NonFiniteOutputError("the model output on the image contains NaN or inf")
@@ -378,11 +382,10 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
                                config.regions if isinstance(config.regions, str) else config.regions_name)
     t0 = time.perf_counter()
     (result,) = explainer.explain(x, baselines=config.baselines, target=target, feature_mask=mask,
-                                  perturbations_per_eval=config.perturbations_per_eval,
-                                  show_progress=config.show_progress)
+                                  perturbations_per_eval=ppe, show_progress=config.show_progress)
     sub = MethodRun("SubmodularAttribution", result.attributions.detach().cpu(), time.perf_counter() - t0,
                     int(result.n_evaluations))
-    occ = _occlusion(model, x, target, config) if config.occlusion else None
+    occ = _occlusion(model, x, target, config, ppe) if config.occlusion else None
     evaluations = {"classification": classified, "search": sub.n_evaluations}
     if occ is not None:
         evaluations["occlusion"] = occ.n_evaluations

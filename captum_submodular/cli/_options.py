@@ -156,18 +156,23 @@ def add_region_options(g: Any, n_regions: int) -> None:
                    help="grid regions: N×N tiles (default: √R); prior regions: N×N cells (default 10)")
 
 
-def add_search_options(g: Any, ppe_default: int, batch_alias: bool = True) -> None:
+def auto_or_positive_int(text: str) -> Optional[int]:
+    """``auto`` (``None``: the library's automatic choice) or an integer ≥ 1."""
+    return None if str(text).strip().lower() == "auto" else positive_int(text)
+
+
+def add_search_options(g: Any, ppe_default: Optional[int] = None, batch_alias: bool = True) -> None:
     from ..search import DEFAULT_SEARCH, SEARCHES
 
     notes = "; ".join(f"{name}: {SEARCH_NOTES[name]}" for name in sorted(SEARCHES) if name in SEARCH_NOTES)
     g.add_argument("--search", choices=sorted(SEARCHES), default=DEFAULT_SEARCH,
                    help=f"subset search strategy ({notes}). Default: %(default)s")
-    g.add_argument("--perturbations-per-eval", type=positive_int, default=ppe_default, metavar="B",
+    g.add_argument("--perturbations-per-eval", type=auto_or_positive_int, default=ppe_default, metavar="B",
                    dest="perturbations_per_eval",
-                   help="perturbed inputs per model call, Captum's perturbations_per_eval "
-                        "(default: %(default)s)")
+                   help="perturbed inputs per model call, Captum's perturbations_per_eval: an integer, or "
+                        "auto (the default: as many as fit in 64 MiB, at most 16 on the CPU, 64 on a GPU)")
     if batch_alias:
-        g.add_argument("--batch-size", type=positive_int, dest="perturbations_per_eval", metavar="B",
+        g.add_argument("--batch-size", type=auto_or_positive_int, dest="perturbations_per_eval", metavar="B",
                        action=deprecated_alias("--perturbations-per-eval"), help=argparse.SUPPRESS)
 
 

@@ -37,7 +37,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_model_options(p)
     g = p.add_argument_group("attribution")
     add_region_options(g, 49)
-    add_search_options(g, ppe_default=32)
+    add_search_options(g)
     add_metric_options(g)
     add_output_options(p, os.path.join("outputs", "explain"))
     p.set_defaults(func=run)

@@ -74,7 +74,7 @@ def add_explain_dataset_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_model_options(p, device_default="auto")
     g = p.add_argument_group("method")
     add_region_options(g, 49)
-    add_search_options(g, ppe_default=64, batch_alias=False)
+    add_search_options(g, batch_alias=False)
     g.add_argument("--target", default="predicted", metavar="predicted|label|INDEX",
                    help="class explained: the prediction (default), the file-name label, or a fixed class index")
     add_metric_options(g, old_spellings=("--metric-steps",))

@@ -286,8 +286,7 @@ def compare(
                 if bar is not None:
                     bar.update(1)
             if rows:
-                label_maps[method.name] = torch.cat([r.sum(dim=1, keepdim=True) if r.shape[1:] !=
-                                                     maps[method.name].shape[1:] else r for r in rows])
+                label_maps[method.name] = torch.cat(rows)
     finally:
         if bar is not None:
             bar.close()
