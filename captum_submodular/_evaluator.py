@@ -48,6 +48,7 @@ class Example:
     cache: Dict[bytes, Tuple[float, float]] = field(default_factory=dict)
     distances: Optional[Tensor] = None
     n_evaluations: int = 0
+    output_scale: float = 0.0  # largest |model output| of this example's inputs (see Evaluator.resolution)
 
     @property
     def m(self) -> int:
@@ -190,6 +191,9 @@ class Evaluator:
             _check_finite(out, self._describe(where, chunk))
             if out.is_floating_point():
                 self.output_eps = max(self.output_eps, float(torch.finfo(out.dtype).eps))
+                row_scale = out.reshape(out.shape[0], -1).abs().amax(dim=1).tolist()
+                for (e, _, _), scale in zip(chunk, row_scale):
+                    e.output_scale = max(e.output_scale, scale)
             row_targets = tuple(e.target for e, _, _ in chunk)
             p, conf = target_scores(out, row_targets, self.owner.output_type)
             _check_finite(p, self._describe(where, chunk))
@@ -199,13 +203,21 @@ class Evaluator:
             if self.bar is not None:
                 self.bar.update(len(chunk))
 
-    def resolution(self, *curves: Tensor) -> float:
-        """Score differences at or below this are rounding, not effect: ``8·eps·max(1, |scores|)``.
+    def resolution(self, *curves: Tensor, example: Optional[Example] = None) -> float:
+        """Score differences at or below this are rounding, not effect:
+        ``8·eps·max(1, |scores|, |outputs of the example|)``.
 
         ``eps`` is the machine epsilon of the model's output dtype: the same input can score
-        differently in its last bits depending on the batch it was evaluated in.
+        differently in its last bits depending on the batch it was evaluated in (the
+        summation order of a matrix product depends on the batch size).  A difference of a
+        few ulps of the largest output (a logit) moves a softmax probability by at most as
+        much, hence the scale.  Differences this small are ties for the searches and zeros
+        for the gain map, which makes ``perturbations_per_eval`` and the other examples of
+        the batch irrelevant to the order and to the exact zeros.  Everything here is per
+        example (``example``'s outputs), so that an example explained alone gets the same.
         """
-        scale = max([1.0] + [float(c.abs().max()) for c in curves if c.numel()])
+        own = example.output_scale if example is not None else 0.0
+        scale = max([1.0, own] + [float(c.abs().max()) for c in curves if c.numel()])
         return 8.0 * self.output_eps * scale
 
     @staticmethod
@@ -278,7 +290,7 @@ class Evaluator:
         (scaled by the full-input score), times the summed weights of the model-output terms."""
         full = torch.tensor([e.cache[_row_keys(torch.ones(1, e.m, dtype=torch.bool))[0]][0]])
         scale = abs(weights.consistency) + abs(weights.collaboration) + abs(weights.confidence)
-        return self.resolution(full) * scale
+        return self.resolution(full, example=e) * scale
 
     @staticmethod
     def region_sizes(e: Example) -> Tensor:

@@ -466,7 +466,7 @@ class SubmodularAttribution(PerturbationAttribution):
         div = effectiveness(prefixes, ex.distances) if ex.distances is not None else None
         values = objective_values(self.weights, ins, dele, conf, div)
         if self.attribution_map == "gain":
-            ranked = gain_map(ins, dele, evaluator.resolution(ins, dele))
+            ranked = gain_map(ins, dele, evaluator.resolution(ins, dele, example=ex))
         else:
             ranked = rank_map(m)
         region_values = torch.empty(m, dtype=torch.float64)
