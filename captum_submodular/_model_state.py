@@ -22,8 +22,9 @@ or, where the caller asks for it (``train_mode="error"`` of
 Which modules are found: ``forward_func`` itself when it is a module; the module of a
 bound method (``model.forward``); what ``functools.partial``, ``__wrapped__`` (e.g.
 :class:`~captum_submodular.counting.CountingForward`) or a Captum attribution's
-``forward_func`` wrap; the modules a callable object holds as attributes; and the
-modules a function or lambda refers to (its closure variables and the globals it names).  A model hidden deeper (an attribute of an
+``forward_func`` wrap; the modules and functions a callable object holds as attributes;
+and the modules a function or lambda refers to (its closure variables and the globals it
+names), a few levels deep.  A model hidden deeper (an attribute of an
 arbitrary object) is not seen: put it in eval mode yourself.  Parameters are not copied
 (every evaluation runs without gradients, so nothing updates them).
 """
@@ -73,9 +74,9 @@ def find_modules(*objects: Any, depth: int = 3) -> List[nn.Module]:
         if "__wrapped__" in attrs:
             visit(attrs.pop("__wrapped__"), level + 1)
         if not isinstance(obj, types.FunctionType):
-            # a callable object: the modules it holds as attributes, a Captum attribution's model
+            # a callable object: the modules and functions it holds, a Captum attribution's model
             for value in attrs.values():
-                if isinstance(value, nn.Module):
+                if isinstance(value, (nn.Module, types.FunctionType, types.MethodType, functools.partial)):
                     visit(value, level + 1)
             try:
                 inner = getattr(obj, "forward_func", None)

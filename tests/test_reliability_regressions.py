@@ -6,7 +6,6 @@ contract now kept.  "Before any model call" is proven with a counting wrapper.
 
 import warnings
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

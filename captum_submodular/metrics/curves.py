@@ -362,9 +362,21 @@ _COMMON_DOC = r"""
     Raises
     ------
     ValueError
-        Before any model call, for an attribution shape mismatch,
-        ``n_steps < 1``, an unknown substrate preset, a mask that does not
-        broadcast to the inputs, bad baselines/target, or an empty batch.
+        Before any model call, naming the argument: an attribution shape
+        mismatch or NaN, ``n_steps < 1``, an unknown substrate preset (or
+        ``"mean"`` on integer inputs), a mask that is not an integer tensor
+        broadcastable to the inputs, baselines that are not finite or not
+        representable in the inputs' dtype, a target that is not an integer
+        class index, a list where a tuple is expected, an empty batch.  At the
+        first model call (before any with ``clean_output``): a target out of
+        range (negative indices count from the end, as in Captum) or an output
+        that does not fit ``output``.
+    NonFiniteOutputError
+        When the model output contains NaN or inf (the message says where).
+
+    The model is evaluated in eval mode and restored exactly (a model in
+    training mode gets a warning); see
+    :class:`~captum_submodular.SubmodularAttribution`.
 """
 
 

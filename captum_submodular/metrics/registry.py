@@ -181,6 +181,17 @@ def resolve_metrics(names: Union[str, Sequence[str]], argument: str = "metrics")
     return [METRICS[n] for n in names]
 
 
+def _one_tensor(attributions: Any) -> Tensor:
+    """The maps of a :class:`Faithfulness` batch: one tensor (a 1-tuple is unpacked)."""
+    if isinstance(attributions, tuple) and len(attributions) == 1:
+        attributions = attributions[0]
+    if not isinstance(attributions, Tensor):
+        raise ValueError(
+            f"attributions: Faithfulness scores one N×… tensor of maps; got {type(attributions).__name__}"
+        )
+    return attributions
+
+
 @dataclass
 class Faithfulness:
     """Faithfulness metrics bound to one model and one batch.
@@ -292,7 +303,7 @@ class Faithfulness:
         examples = self.examples_for(metric) if examples is None else [int(i) for i in examples]
         if metric.explains == "label" and self.labels is None:
             raise ValueError(f"labels: the {metric.name} metric needs the true labels (labels=...)")
-        attrs = attributions.to(self.inputs.device)
+        attrs = _one_tensor(attributions).to(self.inputs.device)
         if attrs.shape[0] != len(examples):
             raise ValueError(f"attributions: expected {len(examples)} map(s) for {metric.name}, "
                              f"got {attrs.shape[0]}")
@@ -307,6 +318,7 @@ class Faithfulness:
         rows of ``attributions`` of those examples.
         """
         out: Dict[str, MetricResult] = {}
+        attributions = _one_tensor(attributions)
         for metric in resolve_metrics(metrics):
             examples = self.examples_for(metric)
             if metric.explains == "label" and label_attributions is not None:
