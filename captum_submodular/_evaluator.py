@@ -17,20 +17,17 @@ import torch
 from torch import Tensor, nn
 
 from ._compat import progress
-from .objective import ObjectiveWeights, angular_distances, effectiveness, objective_values, target_scores
+from ._inputs import NonFiniteOutputError, as_output, check_finite_output, rows_afa
+from .objective import (ObjectiveWeights, angular_distances, effectiveness, objective_values,
+                        resolve_output_targets, target_scores)
 from .search import SearchContext, start_search
 
 __all__ = ["NonFiniteOutputError", "Example", "Evaluator"]
 
 
-class NonFiniteOutputError(RuntimeError):
-    """The model returned NaN or inf; the message says for which input."""
-
-
 def _check_finite(values: Tensor, where: str) -> None:
-    if not torch.isfinite(values).all():
-        bad = "NaN" if torch.isnan(values).any() else "inf"
-        raise NonFiniteOutputError(f"The model output contains {bad} {where}.")
+    check_finite_output(values, where)
+
 
 
 def _row_keys(rows: Tensor) -> List[bytes]:
@@ -43,7 +40,7 @@ class Example:
     """Per-example state while the searches run."""
 
     index: int
-    delta: Tuple[Tensor, ...]
+    inputs: Tuple[Tensor, ...]
     base: Tuple[Tensor, ...]
     idx: Tuple[Tensor, ...]
     region_ids: Tensor
@@ -51,17 +48,23 @@ class Example:
     cache: Dict[bytes, Tuple[float, float]] = field(default_factory=dict)
     distances: Optional[Tensor] = None
     n_evaluations: int = 0
+    output_scale: float = 0.0  # largest |model output| of this example's inputs (see Evaluator.resolution)
 
     @property
     def m(self) -> int:
         return int(self.region_ids.numel())
 
     def compose(self, rows: Tensor) -> Tuple[Tensor, ...]:
-        """``b + (x − b) · keep`` for each bool row (``k×m``) — one batched op per input tensor."""
+        """``where(keep, x, b)`` for each bool row (``k×m``) — one batched op per input tensor.
+
+        A select, not arithmetic: kept elements equal ``x`` and removed ones equal the
+        baseline exactly, in any dtype (``b + (x − b)·keep`` rounds in float16 and loses
+        ``x`` entirely next to a large baseline).
+        """
         out = []
-        for delta, base, idx in zip(self.delta, self.base, self.idx):
+        for x, base, idx in zip(self.inputs, self.base, self.idx):
             keep = rows[:, idx.reshape(-1)].reshape((rows.shape[0],) + tuple(idx.shape[1:]))
-            out.append(base + delta * keep.to(delta.dtype))
+            out.append(torch.where(keep.to(x.device), x, base))
         return tuple(out)
 
 
@@ -71,10 +74,12 @@ class Evaluator:
     def __init__(self, owner: Any, examples: List[Example], add_args: Any,
                  n: int, batch: int, show_progress: Optional[bool], auto_threshold: int = 256) -> None:
         self.owner = owner
+        self.examples = examples
         self.add_args = add_args
         self.n = n
         self.batch = batch
         self.output_eps = 0.0  # machine epsilon of the model outputs seen (see `resolution`)
+        self.example_shape: Optional[Tuple[int, ...]] = None  # output shape per example, from the first call
         self.bar = None
         total = self._expected_total(examples)
         if show_progress is None:  # automatic: only calls expected to take more than a few seconds
@@ -108,36 +113,63 @@ class Evaluator:
         args = self._args_for(example_idx)
         with torch.inference_mode():
             out = self.owner.forward_func(*inputs, *args)
-        if not isinstance(out, Tensor):
-            out = torch.as_tensor(out)
-        if out.dim() == 0 or out.shape[0] != example_idx.shape[0]:
-            raise ValueError(
-                f"`forward_func` must return one output row per input row: got shape {tuple(out.shape)} "
-                f"for {example_idx.shape[0]} inputs."
-            )
-        return out
+        return as_output(out, int(example_idx.shape[0]), "forward_func")
 
     def _args_for(self, example_idx: Tensor) -> Tuple[Any, ...]:
         """``additional_forward_args`` for rows of the given examples."""
-        if self.add_args is None:
-            return ()
-        expanded = []
-        for a in self.add_args:
-            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == self.n:
-                expanded.append(a.index_select(0, example_idx.to(a.device)))
-            else:
-                expanded.append(a)
-        return tuple(expanded)
+        return rows_afa(self.add_args, example_idx, self.n)
+
+    def _check_shape(self, out: Tensor) -> None:
+        """At the first call: the output fits ``output_type`` and every example's target
+        (negative indices resolved); later calls must keep the per-example shape."""
+        shape = tuple(out.shape[1:])
+        if self.example_shape is None:
+            resolved = resolve_output_targets(shape, [e.target for e in self.examples], self.owner.output_type)
+            for e, t in zip(self.examples, resolved):
+                e.target = t
+            self.example_shape = shape
+        elif shape != self.example_shape:
+            raise ValueError(
+                f"forward_func returned {shape} values per example, after {self.example_shape} "
+                f"in an earlier call; the output shape must not depend on the input values"
+            )
 
     def gradient_saliency(self, e: Example) -> Tuple[Tensor, ...]:
-        """``∂p/∂x · (x − baseline)`` for one example (one forward and one backward)."""
+        """``∂p/∂x · (x − baseline)`` for one example (one forward and one backward), float64.
+
+        Raises ``ValueError`` naming ``within_region`` when the model cannot be
+        differentiated (it leaves torch, returns a non-tensor, or its score does not
+        depend on the inputs through autograd).
+        """
+        what = "within_region='gradient' differentiates forward_func"
         with torch.enable_grad():
-            xs = tuple((b + d).detach().requires_grad_(True) for b, d in zip(e.base, e.delta))
-            out = self.owner.forward_func(*xs, *self._args_for(torch.tensor([e.index])))
+            xs = tuple(x.detach().clone().requires_grad_(True) for x in e.inputs)
+            try:
+                out = self.owner.forward_func(*xs, *self._args_for(torch.tensor([e.index])))
+            except Exception as err:
+                raise ValueError(
+                    f"{what}, which failed on inputs that require grad ({type(err).__name__}: {err}); "
+                    f"use within_region=None for a model that is not differentiable"
+                ) from err
+            if not isinstance(out, Tensor):
+                raise ValueError(
+                    f"{what}, which must then return a torch tensor; it returned {type(out).__name__}; "
+                    f"use within_region=None"
+                )
+            out = as_output(out, 1, "forward_func")
             p, _ = target_scores(out, (e.target,), self.owner.output_type)
+            if not p.requires_grad:
+                raise ValueError(
+                    f"{what}, but its score does not depend on the inputs through autograd; "
+                    f"use within_region=None"
+                )
             grads = torch.autograd.grad(p.sum(), xs, allow_unused=True)
         e.n_evaluations += 1
-        return tuple(torch.zeros_like(d) if g is None else (g.detach() * d) for g, d in zip(grads, e.delta))
+        out_grads = []
+        for g, x, b in zip(grads, e.inputs, e.base):
+            delta = x.double() - b.double()
+            out_grads.append(torch.zeros_like(delta) if g is None else g.detach().double() * delta)
+        return tuple(out_grads)
 
     def evaluate(self, requests: List[Tuple[Example, Tensor]], where: str) -> None:
         """Make sure every row of every request is in its example's cache."""
@@ -158,17 +190,15 @@ class Evaluator:
                 else:
                     groups.append((e, [row]))
             out = self._forward([(e, torch.stack(rows)) for e, rows in groups])
+            self._check_shape(out)
             _check_finite(out, self._describe(where, chunk))
             if out.is_floating_point():
                 self.output_eps = max(self.output_eps, float(torch.finfo(out.dtype).eps))
+                row_scale = out.reshape(out.shape[0], -1).abs().amax(dim=1).tolist()
+                for (e, _, _), scale in zip(chunk, row_scale):
+                    e.output_scale = max(e.output_scale, scale)
             row_targets = tuple(e.target for e, _, _ in chunk)
-            try:
-                p, conf = target_scores(out, row_targets, self.owner.output_type)
-            except (IndexError, RuntimeError) as err:
-                raise ValueError(
-                    f"`target` {sorted(set(row_targets))} is out of range for the model output of shape "
-                    f"{tuple(out.shape[1:])} per example ({err})."
-                ) from None
+            p, conf = target_scores(out, row_targets, self.owner.output_type)
             _check_finite(p, self._describe(where, chunk))
             for (e, _, key), pv, cv in zip(chunk, p.tolist(), conf.tolist()):
                 e.cache[key] = (pv, cv)
@@ -176,13 +206,21 @@ class Evaluator:
             if self.bar is not None:
                 self.bar.update(len(chunk))
 
-    def resolution(self, *curves: Tensor) -> float:
-        """Score differences at or below this are rounding, not effect: ``8·eps·max(1, |scores|)``.
+    def resolution(self, *curves: Tensor, example: Optional[Example] = None) -> float:
+        """Score differences at or below this are rounding, not effect:
+        ``8·eps·max(1, |scores|, |outputs of the example|)``.
 
         ``eps`` is the machine epsilon of the model's output dtype: the same input can score
-        differently in its last bits depending on the batch it was evaluated in.
+        differently in its last bits depending on the batch it was evaluated in (the
+        summation order of a matrix product depends on the batch size).  A difference of a
+        few ulps of the largest output (a logit) moves a softmax probability by at most as
+        much, hence the scale.  Differences this small are ties for the searches and zeros
+        for the gain map, which makes ``perturbations_per_eval`` and the other examples of
+        the batch irrelevant to the order and to the exact zeros.  Everything here is per
+        example (``example``'s outputs), so that an example explained alone gets the same.
         """
-        scale = max([1.0] + [float(c.abs().max()) for c in curves if c.numel()])
+        own = example.output_scale if example is not None else 0.0
+        scale = max([1.0, own] + [float(c.abs().max()) for c in curves if c.numel()])
         return 8.0 * self.output_eps * scale
 
     @staticmethod
@@ -208,18 +246,23 @@ class Evaluator:
     # ---------------------------------------------------------------- diversity
 
     def embed(self, examples: List[Example]) -> None:
-        """Embeddings of the single-region inputs ``x[{i}]`` → pairwise distances per example."""
+        """Embeddings of the single-region inputs ``x[{i}]`` → pairwise distances per example.
+
+        The embedding must give one finite row per input: ``ValueError`` for another
+        number of rows, :class:`NonFiniteOutputError` for NaN or inf.
+        """
         emb = self.owner.embedding
         for e in examples:
             singles = torch.eye(e.m, dtype=torch.bool)
             chunks = []
             for start in range(0, e.m, self.batch):
                 rows = singles[start : start + self.batch]
+                k = rows.shape[0]
                 if isinstance(emb, nn.Module):
-                    captured: List[Tensor] = []
+                    captured: List[Any] = []
 
                     def hook(_module: nn.Module, _inp: Any, out: Any) -> None:
-                        captured.append((out[0] if isinstance(out, tuple) else out).detach())
+                        captured.append(out[0] if isinstance(out, (tuple, list)) and out else out)
 
                     handle = emb.register_forward_hook(hook)
                     try:
@@ -228,10 +271,14 @@ class Evaluator:
                         handle.remove()
                     if not captured:
                         raise ValueError("`embedding` module was not called by `forward_func`.")
-                    chunks.append(captured[-1].reshape(rows.shape[0], -1))
+                    out = captured[-1]
                 else:
-                    chunks.append(torch.as_tensor(emb(*e.compose(rows))).reshape(rows.shape[0], -1))
-                e.n_evaluations += rows.shape[0]
+                    with torch.inference_mode():
+                        out = emb(*e.compose(rows))
+                out = as_output(out, k, "embedding").detach()
+                check_finite_output(out, f"for the single-region inputs of example {e.index}", "The embedding")
+                chunks.append(out.reshape(k, -1))
+                e.n_evaluations += k
             e.distances = angular_distances(torch.cat(chunks).cpu())
 
     # ---------------------------------------------------------------- searches
@@ -246,14 +293,14 @@ class Evaluator:
         (scaled by the full-input score), times the summed weights of the model-output terms."""
         full = torch.tensor([e.cache[_row_keys(torch.ones(1, e.m, dtype=torch.bool))[0]][0]])
         scale = abs(weights.consistency) + abs(weights.collaboration) + abs(weights.confidence)
-        return self.resolution(full) * scale
+        return self.resolution(full, example=e) * scale
 
     @staticmethod
     def region_sizes(e: Example) -> Tensor:
         """Share of the input elements (over all input tensors) in each region of ``e``."""
         counts = torch.zeros(e.m, dtype=torch.float64)
-        for delta, idx in zip(e.delta, e.idx):
-            region = torch.broadcast_to(idx, torch.broadcast_shapes(idx.shape, delta.shape))
+        for x, idx in zip(e.inputs, e.idx):
+            region = torch.broadcast_to(idx, torch.broadcast_shapes(idx.shape, x.shape))
             counts += torch.bincount(region.reshape(-1).cpu(), minlength=e.m).double()
         return counts / counts.sum()
 

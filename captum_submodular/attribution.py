@@ -11,8 +11,11 @@ import torch
 from captum.attr._utils.attribution import PerturbationAttribution
 from torch import Tensor, nn
 
-from ._compat import as_tuple, format_additional_forward_args, format_output, is_tuple, log_usage
-from ._evaluator import Evaluator, Example, NonFiniteOutputError
+from ._compat import format_output, log_usage
+from ._evaluator import Evaluator, Example
+from ._inputs import (NonFiniteOutputError, as_tuple, check_baselines, check_feature_mask, check_inputs, check_positive_int,
+                      check_real, check_target, check_windows, format_afa, targets_per_example)
+from ._model_state import TRAIN_MODES, model_guard
 from .maps import ATTRIBUTION_MAPS, WITHIN_REGION, gain_map, rank_map, refine_within_regions
 from .objective import OUTPUT_TYPES, ObjectiveWeights, effectiveness, objective_values
 from .regions import default_mask, window_grid_mask
@@ -38,12 +41,22 @@ def auto_perturbations_per_eval(inputs: Union[Tensor, Tuple[Tensor, ...]]) -> in
     ``AUTO_BATCH_CPU`` (16) on the CPU, where bigger batches are no faster per input, and
     ``AUTO_BATCH_ACCELERATOR`` (64) on a GPU; at least 1.
     """
-    xs = as_tuple(inputs)
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
     row = sum(int(x[0].numel()) * x.element_size() for x in xs if isinstance(x, Tensor) and x.dim() > 0)
     cap = AUTO_BATCH_CPU if xs[0].device.type == "cpu" else AUTO_BATCH_ACCELERATOR
     return int(max(1, min(cap, AUTO_BATCH_BYTES // max(1, row))))
 
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+
+
+def map_dtype(input_dtype: torch.dtype) -> torch.dtype:
+    """The map's dtype: the input's for float32 / float64, float32 for every other dtype.
+
+    Half precision (float16 / bfloat16) cannot hold the map's guarantees (strictly
+    decreasing values along the order, non-zero values next to exact zeros), and integer
+    or bool inputs have no fractional values at all.
+    """
+    return input_dtype if input_dtype in (torch.float32, torch.float64) else torch.float32
 
 @dataclass
 class SubmodularResult:
@@ -100,40 +113,6 @@ class SubmodularResult:
         return float(self.insertion_curve[0])
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _targets_per_example(target: Any, n: int) -> List[Tuple[int, ...]]:
-    """Normalise every target form Captum accepts to one index tuple per example."""
-
-    def one(t: Any) -> Tuple[int, ...]:
-        if isinstance(t, Tensor):
-            if t.numel() != 1:
-                raise ValueError(f"`target` elements must be scalars, got a tensor of shape {tuple(t.shape)}.")
-            return (int(t.item()),)
-        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
-            return (int(t),)
-        if isinstance(t, tuple) and all(isinstance(v, (int, np.integer)) for v in t):
-            return tuple(int(v) for v in t)
-        raise ValueError(f"`target` entries must be int, tuple of int or scalar tensor, got {t!r}.")
-
-    if target is None:
-        return [()] * n
-    if isinstance(target, Tensor):
-        if target.numel() == 1:
-            return [one(target)] * n
-        if target.dim() == 1 and target.numel() == n:
-            return [(int(v),) for v in target.tolist()]
-        raise ValueError(
-            f"`target` tensor must hold 1 or N={n} values, got shape {tuple(target.shape)}."
-        )
-    if isinstance(target, list):
-        if len(target) != n:
-            raise ValueError(f"`target` list must have one entry per example ({n}), got {len(target)}.")
-        return [one(t) for t in target]
-    return [one(target)] * n
-
-
 # --------------------------------------------------------------------------- the class
 
 
@@ -148,10 +127,11 @@ class SubmodularAttribution(PerturbationAttribution):
     mask can describe work.  A drop-in for ``Occlusion`` / ``FeatureAblation``.
 
     Composition.  For a subset ``S`` the perturbed input is
-    ``baseline + (x − baseline) · mask(S)``, built for many subsets in one batched
-    tensor operation on the input's device; each distinct composed input is evaluated
-    once per example (the full input, the baseline and any input both search sides
-    need are reused).
+    ``where(mask(S), x, baseline)``, built for many subsets in one batched tensor
+    operation on the input's device: a select, so kept elements equal ``x`` and removed
+    ones equal the baseline exactly, in any dtype (floating point, integer or bool).
+    Each distinct composed input is evaluated once per example (the full input, the
+    baseline and any input both search sides need are reused).
 
     Attribution map (``attribution_map="gain"``, default; formula in
     :mod:`captum_submodular.maps`).  The isotonic fit of each region's gain
@@ -159,6 +139,22 @@ class SubmodularAttribution(PerturbationAttribution):
     decreasing: sorting the regions by value reproduces the selection order, every
     region gets a non-zero value, and only regions that change neither curve can get
     exactly 0.  ``attribution_map="rank"`` gives ``m − r`` to rank ``r`` (0-based).
+    Score differences within the rounding resolution of the model's output dtype count
+    as ties and zeros, so the exact zeros and the order do not depend on the batch an
+    input was evaluated in (``perturbations_per_eval``, the other examples).  The map has
+    the input's dtype for float32 / float64 inputs and float32 otherwise (see
+    :func:`map_dtype`).
+
+    The model is never changed.  Every model call runs without gradients (except the
+    one gradient of ``within_region="gradient"``) with the model in eval mode, and
+    afterwards every module's own ``training`` flag and every buffer are restored
+    bitwise (:mod:`captum_submodular._model_state`).  A model found in training mode is
+    evaluated as ``model.eval()`` would and gets a ``UserWarning``, or a ``ValueError``
+    before any call with ``train_mode="error"``: in training mode BatchNorm would
+    overwrite its running statistics with those of the perturbed inputs (and fail on a
+    batch of one) and Dropout would make identical calls differ, while the search needs
+    one score per input.  Warning by default keeps a model someone forgot to put in eval
+    mode working, with the answer it was meant to give.
 
     Parameters
     ----------
@@ -188,6 +184,10 @@ class SubmodularAttribution(PerturbationAttribution):
         value but above the next region's, so region order and exact zeros are kept while
         pixel-level metrics are no longer decided by ties.  Needs a differentiable model;
         costs one forward and one backward per example.
+    train_mode:
+        What to do with a model in training mode: ``"warn"`` (default; evaluate it in
+        eval mode, restore its modes, warn) or ``"error"`` (``ValueError`` before any
+        model call).
     max_evaluations:
         ``None`` (default) or the most model evaluations per example, everything counted
         as in :attr:`SubmodularResult.n_evaluations` (the search, the final curves, and the
@@ -196,6 +196,19 @@ class SubmodularAttribution(PerturbationAttribution):
         must be at least ``2m`` (the curves of any order; ``+ m`` with the diversity term,
         ``+ 1`` with ``within_region="gradient"``), else ``ValueError`` before any model
         call.  Every built-in search supports it (see :mod:`captum_submodular.search`).
+
+    Raises
+    ------
+    ValueError
+        For an argument of the wrong form, shape, dtype or value, naming it and what was
+        expected, before any model call; for an output that does not fit ``output_type``
+        or ``target`` (an index out of range, one output per example with
+        ``output_type="logits"`` …), at the first model call (the unperturbed inputs).
+    TypeError
+        For unexpected keyword arguments of :meth:`attribute`.
+    NonFiniteOutputError
+        When the model (or the embedding) returns NaN or inf; the message says on
+        which input (inputs and baselines are checked finite before any call).
 
     Cost
     ----
@@ -215,6 +228,7 @@ class SubmodularAttribution(PerturbationAttribution):
         attribution_map: str = "gain",
         within_region: Optional[str] = None,
         max_evaluations: Optional[int] = None,
+        train_mode: str = "warn",
     ) -> None:
         PerturbationAttribution.__init__(self, forward_func)
         self.search = get_search(search)
@@ -223,7 +237,7 @@ class SubmodularAttribution(PerturbationAttribution):
         self.weights = weights if weights is not None else ObjectiveWeights()
         if not isinstance(self.weights, ObjectiveWeights):
             raise ValueError(f"`weights` must be an ObjectiveWeights, got {type(weights).__name__}.")
-        if output_type not in OUTPUT_TYPES:
+        if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         self.output_type = output_type
         if self.weights.effectiveness != 0 and embedding is None:
@@ -234,10 +248,10 @@ class SubmodularAttribution(PerturbationAttribution):
         if embedding is not None and not callable(embedding):
             raise ValueError("`embedding` must be a callable or an nn.Module.")
         self.embedding = embedding
-        if attribution_map not in ATTRIBUTION_MAPS:
+        if not isinstance(attribution_map, str) or attribution_map not in ATTRIBUTION_MAPS:
             raise ValueError(f"`attribution_map` must be one of {ATTRIBUTION_MAPS}, got {attribution_map!r}.")
         self.attribution_map = attribution_map
-        if within_region not in WITHIN_REGION:
+        if not (within_region is None or isinstance(within_region, str)) or within_region not in WITHIN_REGION:
             raise ValueError(f"`within_region` must be one of {WITHIN_REGION}, got {within_region!r}.")
         self.within_region = within_region
         if max_evaluations is not None and (
@@ -251,6 +265,9 @@ class SubmodularAttribution(PerturbationAttribution):
                 f"{type(self.search).__name__}.search(m) does not."
             )
         self.max_evaluations = None if max_evaluations is None else int(max_evaluations)
+        if train_mode not in TRAIN_MODES:
+            raise ValueError(f"`train_mode` must be one of {TRAIN_MODES}, got {train_mode!r}.")
+        self.train_mode = train_mode
 
     def minimum_evaluations(self, m: int) -> int:
         """Smallest ``max_evaluations`` for an example with ``m`` regions."""
@@ -354,159 +371,64 @@ class SubmodularAttribution(PerturbationAttribution):
     # ------------------------------------------------------------------ validation
 
     @staticmethod
-    def _format_baselines(baselines: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
-        if baselines is None:
-            baselines = tuple(0.0 for _ in inputs)
-        elif not isinstance(baselines, tuple):
-            baselines = (baselines,)
-        if (len(baselines) != len(inputs) and len(baselines) == inputs[0].dim() - 1
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in baselines)):
-            raise ValueError(
-                f"`baselines` got {baselines!r}, which looks like Occlusion's positional "
-                "`sliding_window_shapes`; SubmodularAttribution.attribute takes `baselines` second, "
-                "so pass the window by keyword: `sliding_window_shapes=...`."
-            )
-        if len(baselines) != len(inputs):
-            raise ValueError(
-                f"`baselines` must have one entry per input tensor ({len(inputs)}), got {len(baselines)}."
-            )
-        out = []
-        for j, (b, x) in enumerate(zip(baselines, inputs)):
-            if isinstance(b, (int, float)):
-                out.append(torch.full((1,) * x.dim(), float(b), dtype=x.dtype, device=x.device))
-                continue
-            if not isinstance(b, Tensor):
-                raise ValueError(f"`baselines` entries must be numbers or tensors, got {type(b).__name__}.")
-            b = b.to(device=x.device, dtype=x.dtype)
-            if b.dim() == x.dim() - 1:
-                b = b.unsqueeze(0)
-            ok = b.dim() == x.dim() and b.shape[0] in (1, x.shape[0])
-            if ok:
-                try:
-                    ok = torch.broadcast_shapes(b.shape[1:], x.shape[1:]) == x.shape[1:]
-                except RuntimeError:
-                    ok = False
-            if not ok:
-                raise ValueError(
-                    f"`baselines` for input {j} has shape {tuple(b.shape)}; expected a number or a "
-                    f"tensor broadcastable to one example {tuple(x.shape[1:])} or to the batch "
-                    f"{tuple(x.shape)}."
-                )
-            out.append(b)
-        return tuple(out)
-
-    @staticmethod
-    def _format_masks(
-        feature_mask: Any, inputs: Tuple[Tensor, ...], kwargs: Dict[str, Any]
-    ) -> Tuple[Tensor, ...]:
+    def _region_masks(feature_mask: Any, inputs: Tuple[Tensor, ...], kwargs: Dict[str, Any]) -> Tuple[Tensor, ...]:
+        """The checked ``feature_mask``, or masks built from ``sliding_window_shapes``, or the default."""
         windows = kwargs.pop("sliding_window_shapes", None)
         strides = kwargs.pop("strides", None)
         if feature_mask is not None and windows is not None:
             raise ValueError("Pass either `feature_mask` or `sliding_window_shapes`, not both.")
-        if feature_mask is None:
-            masks = []
-            offset = 0
-            if windows is not None:
-                windows_t = windows if (len(inputs) > 1 and isinstance(windows[0], tuple)) else (windows,)
-                if len(windows_t) != len(inputs):
-                    raise ValueError(
-                        f"`sliding_window_shapes` must have one window per input tensor ({len(inputs)})."
-                    )
-                strides_t = (strides if (len(inputs) > 1 and isinstance(strides, tuple)
-                                         and strides and isinstance(strides[0], tuple)) else (strides,) * len(inputs))
-                for x, w, s in zip(inputs, windows_t, strides_t):
-                    if s is not None:
-                        s_t = (s,) * len(w) if isinstance(s, int) else tuple(s)
-                        if tuple(s_t) != tuple(w):
-                            warnings.warn(
-                                f"`strides`={s} differs from `sliding_window_shapes`={w}: overlapping "
-                                "windows are not a partition, so SubmodularAttribution uses "
-                                "non-overlapping tiles of the window size and ignores the stride.",
-                                stacklevel=6,
-                            )
-                    mask = window_grid_mask(x.shape[1:], w, device=x.device).unsqueeze(0)
-                    masks.append(mask + offset)
-                    offset = int(mask.max()) + 1 + offset
-            else:
-                for x in inputs:
-                    mask = default_mask(x.shape[1:], device=x.device)
-                    mask = mask.reshape((1,) * (x.dim() - mask.dim()) + tuple(mask.shape))
-                    masks.append(mask + offset)
-                    offset = int(mask.max()) + 1 + offset
-            return tuple(masks)
-        if strides is not None:
-            warnings.warn("`strides` is ignored when `feature_mask` is given.", stacklevel=6)
-        masks_in = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
-        if len(masks_in) != len(inputs):
-            raise ValueError(
-                f"`feature_mask` must have one mask per input tensor ({len(inputs)}), got {len(masks_in)}."
-            )
+        if feature_mask is not None:
+            if strides is not None:
+                warnings.warn("`strides` is ignored when `feature_mask` is given.", stacklevel=6)
+            return check_feature_mask(feature_mask, inputs)
         masks = []
-        for j, (mask, x) in enumerate(zip(masks_in, inputs)):
-            if not isinstance(mask, Tensor) or mask.dtype.is_floating_point or mask.dtype == torch.bool:
-                raise ValueError(f"`feature_mask` {j} must be an integer tensor.")
-            if mask.dim() > x.dim():
-                raise ValueError(
-                    f"`feature_mask` {j} has shape {tuple(mask.shape)}, more dimensions than the input "
-                    f"{tuple(x.shape)}."
-                )
-            if mask.dim() < x.dim():
+        offset = 0
+        if windows is not None:
+            windows_t, strides_t = check_windows(windows, strides, inputs)
+            for x, w, st in zip(inputs, windows_t, strides_t):
+                if st is not None and st != w:
+                    warnings.warn(
+                        f"`strides`={st} differs from `sliding_window_shapes`={w}: overlapping "
+                        "windows are not a partition, so SubmodularAttribution uses "
+                        "non-overlapping tiles of the window size and ignores the stride.",
+                        stacklevel=6,
+                    )
+                mask = window_grid_mask(x.shape[1:], w, device=x.device).unsqueeze(0)
+                masks.append(mask + offset)
+                offset = int(mask.max()) + 1 + offset
+        else:
+            if strides is not None:
+                warnings.warn("`strides` is ignored without `sliding_window_shapes`.", stacklevel=6)
+            for x in inputs:
+                mask = default_mask(x.shape[1:], device=x.device)
                 mask = mask.reshape((1,) * (x.dim() - mask.dim()) + tuple(mask.shape))
-            ok = mask.shape[0] in (1, x.shape[0])
-            if ok:
-                try:
-                    ok = torch.broadcast_shapes(mask.shape[1:], x.shape[1:]) == x.shape[1:]
-                except RuntimeError:
-                    ok = False
-            if not ok:
-                raise ValueError(
-                    f"`feature_mask` {j} has shape {tuple(mask.shape)}, which does not broadcast to the "
-                    f"input {tuple(x.shape)}; expected e.g. 1×1×H×W, N×1×H×W or H×W for images."
-                )
-            masks.append(mask.to(x.device))
+                masks.append(mask + offset)
+                offset = int(mask.max()) + 1 + offset
         return tuple(masks)
 
-    # ------------------------------------------------------------------ the engine
-
-    def _explain(
-        self,
-        inputs: TensorOrTuple,
-        baselines: Any,
-        target: Any,
-        additional_forward_args: Any,
-        feature_mask: Any,
-        perturbations_per_eval: int,
-        show_progress: bool,
-        **kwargs: Any,
-    ) -> Tuple[List[SubmodularResult], bool]:
-        was_tuple = is_tuple(inputs)
-        xs = as_tuple(inputs)
-        if len(xs) == 0 or not all(isinstance(x, Tensor) for x in xs):
-            raise ValueError("`inputs` must be a tensor or a non-empty tuple of tensors.")
-        n = xs[0].shape[0] if xs[0].dim() > 0 else 0
-        if xs[0].dim() == 0 or n == 0:
-            raise ValueError("`inputs` is an empty batch: the first dimension must be ≥ 1.")
-        if any(x.shape[0] != n for x in xs):
-            raise ValueError("All `inputs` tensors must share the batch size (first dimension).")
+    def _examples(self, inputs: Any, baselines: Any, target: Any, feature_mask: Any,
+                  perturbations_per_eval: Any, kwargs: Dict[str, Any]) -> Tuple[List[Example], bool, int, Any]:
+        """Every argument checked (before any model call) → per-example state."""
+        xs, was_tuple, n = check_inputs(inputs)
         if perturbations_per_eval is None:
             perturbations_per_eval = auto_perturbations_per_eval(xs)
-        if (isinstance(perturbations_per_eval, bool) or not isinstance(perturbations_per_eval, int)
-                or perturbations_per_eval < 1):
-            raise ValueError(f"`perturbations_per_eval` must be None (automatic) or an int ≥ 1, got "
-                             f"{perturbations_per_eval!r}.")
-        if show_progress is not None and not isinstance(show_progress, bool):
-            raise ValueError(f"`show_progress` must be None (automatic), True or False, got {show_progress!r}.")
+        ppe = check_positive_int(perturbations_per_eval, "perturbations_per_eval")
         kwargs = dict(kwargs)
-        threshold = kwargs.pop("threshold", None)
-        masks = self._format_masks(feature_mask, xs, kwargs)
+        threshold = check_real(kwargs.pop("threshold", None), "threshold")
+        masks = self._region_masks(feature_mask, xs, kwargs)
         if kwargs:
             raise TypeError(f"attribute() got unexpected keyword arguments {sorted(kwargs)}.")
-        bases = self._format_baselines(baselines, xs)
-        targets = _targets_per_example(target, n)
+        bases = check_baselines(baselines, xs)
+        targets = targets_per_example(check_target(target, n), n)
         if self.output_type == "scalar" and any(t for t in targets):
             raise ValueError("output_type='scalar' models have one output per example: `target` must be None.")
-        add_args = format_additional_forward_args(additional_forward_args)
-
+        if self.within_region == "gradient":
+            bad = [str(x.dtype) for x in xs if not x.is_floating_point()]
+            if bad:
+                raise ValueError(
+                    f"within_region='gradient' differentiates the model with respect to the inputs, "
+                    f"which must be floating point; got {', '.join(bad)} inputs (use within_region=None)"
+                )
         examples: List[Example] = []
         for i in range(n):
             masks_i = [m[i : i + 1] if m.shape[0] > 1 else m for m in masks]
@@ -524,28 +446,49 @@ class SubmodularAttribution(PerturbationAttribution):
             idx = tuple(torch.searchsorted(ids, m.contiguous()) for m in masks_i)
             x_i = tuple(x[i : i + 1] for x in xs)
             b_i = tuple(b[i : i + 1] if b.shape[0] > 1 else b for b in bases)
-            delta = tuple((x - b).expand_as(x) for x, b in zip(x_i, b_i))
-            examples.append(Example(i, delta, b_i, idx, ids, targets[i]))
+            examples.append(Example(i, x_i, b_i, idx, ids, targets[i]))
+        return examples, was_tuple, ppe, threshold
 
-        evaluator = Evaluator(self, examples, add_args, n, perturbations_per_eval, show_progress,
-                              AUTO_PROGRESS_EVALUATIONS)
-        try:
-            # First forward: the unperturbed inputs (validates the target, fills the cache).
-            evaluator.evaluate([(e, torch.ones(1, e.m, dtype=torch.bool)) for e in examples],
-                               where="on the unperturbed input")
-            if self.weights.effectiveness != 0:
-                evaluator.embed(examples)
-            budget = self.max_evaluations
-            if budget is not None and self.within_region == "gradient":
-                budget -= 1  # the saliency's forward comes after the search
-            outcomes = evaluator.run_searches(examples, budget)
-            results = [self._finish(e, outcome.order, evaluator, threshold) for e, outcome in zip(examples, outcomes)]
-        finally:
-            evaluator.close()
+    # ------------------------------------------------------------------ the engine
+
+    def _explain(
+        self,
+        inputs: TensorOrTuple,
+        baselines: Any,
+        target: Any,
+        additional_forward_args: Any,
+        feature_mask: Any,
+        perturbations_per_eval: int,
+        show_progress: bool,
+        **kwargs: Any,
+    ) -> Tuple[List[SubmodularResult], bool]:
+        examples, was_tuple, ppe, threshold = self._examples(
+            inputs, baselines, target, feature_mask, perturbations_per_eval, kwargs)
+        add_args = format_afa(additional_forward_args)
+        with model_guard(self.forward_func, self.embedding, train_mode=self.train_mode,
+                         caller=type(self).__name__, hint=" (or pass train_mode='error' to refuse it)"):
+            if show_progress is not None and not isinstance(show_progress, bool):
+                raise ValueError(f"`show_progress` must be None (automatic), True or False, got {show_progress!r}.")
+            evaluator = Evaluator(self, examples, add_args, len(examples), ppe, show_progress,
+                                  AUTO_PROGRESS_EVALUATIONS)
+            try:
+                # First forward: the unperturbed inputs (checks the output and the target, fills the cache).
+                evaluator.evaluate([(e, torch.ones(1, e.m, dtype=torch.bool)) for e in examples],
+                                   where="on the unperturbed input")
+                # Everything else that can fail on the model comes before the search too.
+                saliency = ({e.index: evaluator.gradient_saliency(e) for e in examples}
+                            if self.within_region == "gradient" else {})
+                if self.weights.effectiveness != 0:
+                    evaluator.embed(examples)
+                outcomes = evaluator.run_searches(examples, self.max_evaluations)
+                results = [self._finish(e, outcome.order, evaluator, threshold, saliency.get(e.index))
+                           for e, outcome in zip(examples, outcomes)]
+            finally:
+                evaluator.close()
         return results, was_tuple
 
     def _finish(self, ex: Example, order: List[int], evaluator: Evaluator,
-                threshold: Optional[float]) -> SubmodularResult:
+                threshold: Optional[float], saliency: Optional[Tuple[Tensor, ...]]) -> SubmodularResult:
         m = ex.m
         if sorted(order) != list(range(m)):
             raise RuntimeError(f"search {self.search!r} returned an order that is not a permutation of {m} regions.")
@@ -557,7 +500,7 @@ class SubmodularAttribution(PerturbationAttribution):
         div = effectiveness(prefixes, ex.distances) if ex.distances is not None else None
         values = objective_values(self.weights, ins, dele, conf, div)
         if self.attribution_map == "gain":
-            ranked = gain_map(ins, dele, evaluator.resolution(ins, dele))
+            ranked = gain_map(ins, dele, evaluator.resolution(ins, dele, example=ex))
         else:
             ranked = rank_map(m)
         region_values = torch.empty(m, dtype=torch.float64)
@@ -567,12 +510,11 @@ class SubmodularAttribution(PerturbationAttribution):
         k_min = int(reach[0]) if len(reach) else m
         minimal = ex.region_ids[order_t[:k_min]]
         attrs = []
-        for delta, idx in zip(ex.delta, ex.idx):
-            dtype = delta.dtype if delta.dtype.is_floating_point else torch.float32
-            vals = region_values.to(device=delta.device, dtype=dtype)
-            attrs.append(vals[idx].expand_as(delta).clone())
-        if self.within_region == "gradient":
-            attrs = refine_within_regions(attrs, ex.idx, ranked, order_t, evaluator.gradient_saliency(ex))
+        for x, idx in zip(ex.inputs, ex.idx):
+            vals = region_values.to(device=x.device, dtype=map_dtype(x.dtype))
+            attrs.append(vals[idx].expand_as(x).clone())
+        if saliency is not None:
+            attrs = refine_within_regions(attrs, ex.idx, ranked, order_t, saliency)
         return SubmodularResult(
             order=ex.region_ids[order_t].cpu(),
             insertion_curve=ins,

@@ -22,16 +22,20 @@ classifiers; with an embedding the reference multimodal runs use
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from ._inputs import resolve_targets
 
 __all__ = [
     "ObjectiveWeights",
     "OUTPUT_TYPES",
     "target_scores",
+    "resolve_output_targets",
     "angular_distances",
     "effectiveness",
     "objective_values",
@@ -41,8 +45,12 @@ __all__ = [
 #:
 #: - ``"logits"``: class logits; ``p = softmax(out)[target]`` (softmax over the last
 #:   dimension) and confidence from the entropy of that softmax.
-#: - ``"probabilities"``: the model already returns probabilities; ``p = out[target]``
-#:   and confidence from the entropy of ``out`` (needs ≥ 2 classes).
+#:   Needs ≥ 2 classes: a softmax over one value is the constant 1 (and a 1-D output
+#:   would be a softmax over the batch), so such outputs are refused at the first call
+#:   with a pointer to ``"scalar"``.
+#: - ``"probabilities"``: the model already returns probabilities (values in [0, 1]);
+#:   ``p = out[target]`` and confidence from the entropy of ``out``.  Needs ≥ 2 classes
+#:   (one probability per example is ``"scalar"``).
 #: - ``"scalar"``: one score per example (output ``N`` or ``N×1``); ``p`` is that value,
 #:   ``target`` must be ``None`` and the confidence term is 0.
 OUTPUT_TYPES = ("logits", "probabilities", "scalar")
@@ -60,8 +68,55 @@ class ObjectiveWeights:
     def __post_init__(self) -> None:
         for name in ("consistency", "collaboration", "confidence", "effectiveness"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+                    or not math.isfinite(float(value))):
                 raise ValueError(f"`weights.{name}` must be a finite number, got {value!r}.")
+
+
+def resolve_output_targets(example_shape: Sequence[int], targets: Sequence[Tuple[int, ...]],
+                           output_type: str) -> List[Tuple[int, ...]]:
+    """Check the model's per-example output shape against ``output_type`` and the targets.
+
+    Called at the first model call.  Returns the targets with negative indices resolved
+    (``-1`` → the last class); raises ``ValueError`` naming ``output_type`` or ``target``
+    when the output cannot give one score per example as asked.
+    """
+    shape = tuple(int(s) for s in example_shape)
+    if output_type == "scalar":
+        if math.prod(shape) != 1:
+            raise ValueError(
+                f"output_type='scalar' expects one value per example, but the model returned "
+                f"{shape} values per example; pass output_type='logits' (or 'probabilities') "
+                f"and a target"
+            )
+        return [()] * len(targets)
+    if len(shape) == 0 or shape[-1] < 2:
+        what = "one value per example" if len(shape) == 0 else f"outputs of shape {shape} per example"
+        if output_type == "logits":
+            raise ValueError(
+                f"output_type='logits' takes a softmax over the classes (the last axis), but the "
+                f"model returns {what}: a softmax over one class is the constant 1"
+                + (" (and over a 1-D output it would mix the examples of the batch)" if not shape else "")
+                + "; pass output_type='scalar' to use the model's value as the score"
+            )
+        raise ValueError(
+            f"output_type='probabilities' needs at least 2 classes on the last axis, but the model "
+            f"returns {what}; pass output_type='scalar' for one probability per example"
+        )
+    out = []
+    for t in targets:
+        if len(t) == 0:
+            raise ValueError(
+                f"target is None, but the model returns {shape} values per example: pass the class "
+                f"to explain as target=..., or output_type='scalar' for a model with one output"
+            )
+        if len(t) < len(shape):
+            raise ValueError(
+                f"target {t if len(t) > 1 else t[0]} selects {len(t)} axis/axes, but the model output "
+                f"has shape {shape} per example: pass a tuple of {len(shape)} indices"
+            )
+        out.append(t)
+    return resolve_targets(out, shape)
 
 
 def target_scores(output: Tensor, targets: Tuple[Tuple[int, ...], ...], output_type: str,
@@ -92,11 +147,22 @@ def target_scores(output: Tensor, targets: Tuple[Tuple[int, ...], ...], output_t
             )
         p = flat[:, 0]
         return p, torch.zeros_like(p)
+    if output.dim() == 1 or output.shape[-1] < 2:
+        resolve_output_targets(output.shape[1:], targets, output_type)  # raises the clear error
     out = output.float() if not output.is_floating_point() else output
+    if output_type == "probabilities":
+        lo, hi = float(out.min()), float(out.max())
+        tol = 8.0 * float(torch.finfo(out.dtype).eps)
+        if lo < -tol or hi > 1.0 + tol:
+            raise ValueError(
+                f"output_type='probabilities' but the model returned values in [{lo:.4g}, {hi:.4g}], "
+                f"outside [0, 1]; pass output_type='logits' for class logits"
+            )
     probs = torch.softmax(out, dim=-1) if output_type == "logits" else out
     n_classes = probs.shape[-1]
     if all(len(t) == 1 for t in targets) and probs.dim() == 2:
         index = torch.tensor([t[0] for t in targets], device=probs.device)
+        index = torch.where(index < 0, index + n_classes, index)
         p = probs.gather(1, index[:, None])[:, 0]
         dist = probs
     else:

@@ -51,6 +51,19 @@ __all__ = [
 ]
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _pair(value: Any, name: str) -> Tuple[int, int]:
+    """``g`` or ``(gh, gw)`` of integers → ``(gh, gw)``; anything else → ``ValueError`` naming ``name``."""
+    if _is_int(value):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"grid_mask: `{name}` must be an integer or a pair (rows, cols) of integers, got {value!r}.")
+
+
 def _axis_ids(length: int, n_cells: int, device: Optional[torch.device]) -> Tensor:
     """Cell index of each position when ``length`` is split into ``n_cells`` near-equal cells."""
     return torch.div(torch.arange(length, device=device) * n_cells, length, rounding_mode="floor")
@@ -76,10 +89,11 @@ def grid_mask(
     """
     if (grid is None) == (tile_size is None):
         raise ValueError("grid_mask: give exactly one of `grid` or `tile_size`.")
-    if height < 1 or width < 1:
-        raise ValueError(f"grid_mask: `height` and `width` must be ≥ 1, got {height}×{width}.")
+    if not (_is_int(height) and _is_int(width)) or height < 1 or width < 1:
+        raise ValueError(f"grid_mask: `height` and `width` must be integers ≥ 1, got {height!r}×{width!r}.")
+    height, width = int(height), int(width)
     if grid is not None:
-        gh, gw = (grid, grid) if isinstance(grid, int) else tuple(grid)
+        gh, gw = _pair(grid, "grid")
         if gh < 1 or gw < 1 or gh > height or gw > width:
             raise ValueError(
                 f"grid_mask: `grid` must be between 1 and the image size per side, got {grid} "
@@ -88,7 +102,7 @@ def grid_mask(
         rows = _axis_ids(height, gh, device)
         cols = _axis_ids(width, gw, device)
     else:
-        th, tw = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size)
+        th, tw = _pair(tile_size, "tile_size")
         if th < 1 or tw < 1:
             raise ValueError(f"grid_mask: `tile_size` must be ≥ 1, got {tile_size}.")
         rows = torch.div(torch.arange(height, device=device), th, rounding_mode="floor")
@@ -163,7 +177,9 @@ def relabel(mask: Tensor) -> Tensor:
 
 def _to_hwc_float(image: Union[Tensor, np.ndarray]) -> np.ndarray:
     if isinstance(image, Tensor):
-        arr = image.detach().float().cpu()
+        if image.is_complex():
+            raise ValueError(f"slic_mask: `image` must be real, got dtype {image.dtype}.")
+        arr = image.detach().double().cpu()
         if arr.dim() == 4:
             if arr.shape[0] != 1:
                 raise ValueError("slic_mask: pass one image (C×H×W or 1×C×H×W), not a batch.")
@@ -174,11 +190,20 @@ def _to_hwc_float(image: Union[Tensor, np.ndarray]) -> np.ndarray:
             raise ValueError(f"slic_mask: `image` must be C×H×W, got shape {tuple(image.shape)}.")
         arr = arr.permute(1, 2, 0).numpy()
     else:
+        if not isinstance(image, np.ndarray) or image.dtype.kind not in "biuf":
+            raise ValueError(
+                f"slic_mask: `image` must be a C×H×W tensor or an H×W×C numeric array, got {type(image).__name__}."
+            )
         arr = np.asarray(image, dtype=np.float64)
         if arr.ndim == 2:
             arr = arr[..., None]
         if arr.ndim != 3:
             raise ValueError(f"slic_mask: `image` must be H×W×C, got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"slic_mask: `image` is empty, got shape {arr.shape}.")
+    if not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr).any() else "inf"
+        raise ValueError(f"slic_mask: `image` contains {bad}; superpixels need finite pixel values.")
     lo, hi = float(arr.min()), float(arr.max())
     return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr, dtype=np.float64)
 
@@ -246,8 +271,11 @@ def slic_mask(
     """
     from skimage.segmentation import slic
 
-    if n_segments < 2:
-        raise ValueError(f"slic_mask: `n_segments` must be ≥ 2, got {n_segments}.")
+    if not _is_int(n_segments) or n_segments < 2:
+        raise ValueError(f"slic_mask: `n_segments` must be an integer ≥ 2, got {n_segments!r}.")
+    if (not isinstance(min_size_fraction, (int, float, np.floating)) or isinstance(min_size_fraction, bool)
+            or not 0 <= float(min_size_fraction) < 1e6):
+        raise ValueError(f"slic_mask: `min_size_fraction` must be a number ≥ 0, got {min_size_fraction!r}.")
     arr = _to_hwc_float(image)
     h, w, c = arr.shape
     min_size = int(min_size_fraction * h * w / n_segments)

@@ -60,3 +60,31 @@ def tiny_net(seed: int = 0, classes: int = 5) -> nn.Module:
         nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, classes),
     ).eval()
+
+
+# --------------------------------------------------------------------------- hypothesis profiles
+#
+# The property-based suite (tests/test_reliability.py) runs under one of two profiles:
+#
+# - ``ci`` (default): derandomized (a fixed seed: every run draws the same cases), a
+#   bounded number of examples per test, no deadline; the whole suite stays under 60 s.
+# - ``thorough``: the same, with 10× the examples, for a local run before a release:
+#   ``CAPTUM_SUBMODULAR_PROFILE=thorough pytest tests/test_reliability.py``.
+#
+# Select one with the environment variable ``CAPTUM_SUBMODULAR_PROFILE``.
+
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+CI_EXAMPLES = 120
+settings.register_profile(
+    "ci",
+    max_examples=CI_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=10 * CI_EXAMPLES)
+settings.load_profile(os.environ.get("CAPTUM_SUBMODULAR_PROFILE", "ci"))

@@ -15,16 +15,20 @@ from torch import Tensor
 
 from .._inputs import (
     NormTarget,
+    as_output,
     check_attributions,
     check_baselines,
     check_feature_mask,
+    check_finite_output,
     check_inputs,
     check_positive_int,
+    check_target,
     format_afa,
-    normalize_target,
+    resolve_target,
     rows_afa,
     rows_target,
 )
+from .._model_state import model_guard
 from .ranking import ORDERS, element_ranks, region_ranks
 from .substrates import RoadSubstrate, check_substrate, substrate_tensors
 
@@ -145,7 +149,7 @@ def output_scores(
     Tensor of shape ``(B,)``.
     """
     output = check_output(output)
-    target = normalize_target(target, outputs.shape[0])
+    target = check_target(target, outputs.shape[0])
     if callable(output):
         scores = output(outputs, target)
     elif output == "softmax":
@@ -156,7 +160,8 @@ def output_scores(
             )
         if target is None:
             raise ValueError("output='softmax' needs a target class")
-        scores = _select(torch.softmax(outputs, dim=1), target)
+        logits = outputs if outputs.is_floating_point() else outputs.float()
+        scores = _select(torch.softmax(logits, dim=1), resolve_target(target, outputs))
     else:
         if outputs.dim() == 1:
             scores = outputs
@@ -168,7 +173,7 @@ def output_scores(
                 f"per example; got output of shape {tuple(outputs.shape)}"
             )
         else:
-            scores = _select(outputs, target)
+            scores = _select(outputs, resolve_target(target, outputs))
     if not isinstance(scores, Tensor) or tuple(scores.shape) != (outputs.shape[0],):
         raise ValueError(
             f"the score of each row must be a scalar; got shape "
@@ -216,8 +221,14 @@ def perturbation_curves(
     Returns
     -------
     CurveResult
+
+    Every argument is checked before any model call; the target's range is checked
+    against ``clean_output`` when given, else at the first model call.  A model in
+    training mode is evaluated in eval mode (with a warning) and restored, bitwise
+    (see :class:`~captum_submodular.SubmodularAttribution`); a model output with NaN or
+    inf raises :class:`~captum_submodular.NonFiniteOutputError`.
     """
-    if kind not in CURVE_KINDS:
+    if not isinstance(kind, str) or kind not in CURVE_KINDS:
         raise ValueError(f"kind must be one of {list(CURVE_KINDS)}; got {kind!r}")
     if order not in ORDERS:
         raise ValueError(f"order must be one of {list(ORDERS)} (most / least relevant first); got {order!r}")
@@ -227,26 +238,36 @@ def perturbation_curves(
     ppe = check_positive_int(perturbations_per_eval, "perturbations_per_eval")
     sub = check_substrate(substrate)
     output = check_output(output)
-    bls = check_baselines(baselines, xs)
+    bls = tuple(b.expand_as(x) for b, x in zip(check_baselines(baselines, xs), xs))
     masks = check_feature_mask(feature_mask, xs)
-    tgt = normalize_target(target, n)
+    if masks is not None:
+        masks = tuple(m.expand_as(x) for m, x in zip(masks, xs))
+    if sub == "mean" and not all(x.is_floating_point() for x in xs):
+        raise ValueError(
+            "substrate='mean' needs floating-point inputs (the mean colour of integer or bool "
+            f"inputs is not a value of their dtype); got {[str(x.dtype) for x in xs]}: pass "
+            "baselines=<a tensor> with substrate=None, or convert the inputs"
+        )
+    tgt = check_target(target, n)
     if output == "softmax" and tgt is None:
         raise ValueError("target is required with output='softmax' (the class to score)")
     afa = format_afa(additional_forward_args)
-    if clean_output is not None and (
-        not isinstance(clean_output, Tensor)
-        or clean_output.dim() == 0
-        or clean_output.shape[0] != n
-    ):
-        raise ValueError(
-            f"clean_output must be the model output on inputs, with first dimension N = {n}"
-        )
+    if clean_output is not None:
+        if isinstance(clean_output, Tensor) and clean_output.dim() > 0 and clean_output.shape[0] == n:
+            clean_output = as_output(clean_output.detach(), n, "clean_output")
+            check_finite_output(clean_output, "in clean_output", "clean_output")
+            if not callable(output):
+                output_scores(clean_output, tgt, output)  # the target's range, before any model call
+        else:
+            raise ValueError(
+                f"clean_output must be the model output on inputs, with first dimension N = {n}"
+            )
 
     road = sub if isinstance(sub, RoadSubstrate) else None
     if road is not None:
         road.check(xs)
         keys = [road.example_keys(x) for x in xs]
-    with torch.no_grad():
+    with torch.no_grad(), model_guard(forward_func, caller=kind):
         subs = substrate_tensors(sub, kind, xs, bls, is_tuple)
         if masks is None:
             ranks, thresholds, fractions, lengths = element_ranks(attrs, xs, n_steps, order)
@@ -261,9 +282,9 @@ def perturbation_curves(
         scores = torch.zeros(n, p, dtype=torch.float64)
         clean_step = torch.zeros(n, dtype=torch.long) if kind == "deletion" else lengths - 1
         if clean_output is not None:
-            scores[torch.arange(n), clean_step] = (
-                output_scores(clean_output.detach(), tgt, output).detach().cpu().double()
-            )
+            clean_scores = output_scores(clean_output, tgt, output)
+            check_finite_output(clean_scores, "on clean_output", "The score of the model output")
+            scores[torch.arange(n), clean_step] = clean_scores.detach().cpu().double()
         steps = torch.arange(p).expand(n, p)
         needed = steps < lengths[:, None]
         if clean_output is not None:
@@ -297,13 +318,12 @@ def perturbation_curves(
                 shown = ~changed_here if kind == "deletion" else changed_here
                 composed.append(road.compose(xs[j][ex_d], shown, bls[j][ex_d], [keys[j][i] for i in ex_c.tolist()],
                                              st_c.tolist()))
-            out = forward_func(*composed, *rows_afa(afa, ex_c, n))
-            if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != ex_c.numel():
-                raise ValueError(
-                    f"forward_func must return a tensor with one row per input row "
-                    f"({ex_c.numel()}); got {getattr(out, 'shape', type(out))}"
-                )
+            out = as_output(forward_func(*composed, *rows_afa(afa, ex_c, n)), ex_c.numel())
+            where = (f"at {kind} curve step(s) {sorted(set(st_c.tolist()))[:8]} of example(s) "
+                     f"{sorted(set(ex_c.tolist()))[:8]}")
+            check_finite_output(out, where)
             row_scores = output_scores(out, rows_target(tgt, ex_c), output)
+            check_finite_output(row_scores, where, "The score of the model output")
             scores[ex_c, st_c] = row_scores.detach().cpu().double()
 
         # Pad (region mode) by repeating the final real point.
@@ -366,9 +386,21 @@ _COMMON_DOC = r"""
     Raises
     ------
     ValueError
-        Before any model call, for an attribution shape mismatch,
-        ``n_steps < 1``, an unknown substrate preset, a mask that does not
-        broadcast to the inputs, bad baselines/target, or an empty batch.
+        Before any model call, naming the argument: an attribution shape
+        mismatch or NaN, ``n_steps < 1``, an unknown substrate preset (or
+        ``"mean"`` on integer inputs), a mask that is not an integer tensor
+        broadcastable to the inputs, baselines that are not finite or not
+        representable in the inputs' dtype, a target that is not an integer
+        class index, a list where a tuple is expected, an empty batch.  At the
+        first model call (before any with ``clean_output``): a target out of
+        range (negative indices count from the end, as in Captum) or an output
+        that does not fit ``output``.
+    NonFiniteOutputError
+        When the model output contains NaN or inf (the message says where).
+
+    The model is evaluated in eval mode and restored exactly (a model in
+    training mode gets a warning); see
+    :class:`~captum_submodular.SubmodularAttribution`.
 """
 
 

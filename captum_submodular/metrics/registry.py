@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._inputs import check_baselines, check_inputs, check_positive_int, format_afa, rows_afa
+from .._inputs import (as_output, check_baselines, check_class_list, check_finite_output, check_inputs,
+                       check_positive_int, format_afa, resolve_class_list, rows_afa)
+from .._model_state import model_guard
 from .curves import CURVE_KINDS, CurveResult, check_output, deletion, highest_confidence, insertion, output_scores
 from .substrates import check_substrate
 
@@ -208,20 +210,15 @@ def resolve_metrics(names: Union[str, Sequence[str]], argument: str = "metrics")
     return [METRICS[n] for n in names]
 
 
-def _int_list(value: Any, n: int, name: str) -> List[int]:
-    if isinstance(value, Tensor):
-        if value.numel() == 1 and not value.is_floating_point():
-            return [int(value.item())] * n
-        if value.dim() != 1 or value.numel() != n or value.is_floating_point():
-            raise ValueError(f"{name} must hold {n} integers; got a tensor of shape {tuple(value.shape)}")
-        return [int(v) for v in value.tolist()]
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return [int(value)] * n
-    if isinstance(value, (list, tuple)):
-        if len(value) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{name} must be a list of {n} integers; got {value!r}")
-        return [int(v) for v in value]
-    raise ValueError(f"{name} must be an int, a list of {n} ints or an integer tensor; got {type(value).__name__}")
+def _one_tensor(attributions: Any) -> Tensor:
+    """The maps of a :class:`Faithfulness` batch: one tensor (a 1-tuple is unpacked)."""
+    if isinstance(attributions, tuple) and len(attributions) == 1:
+        attributions = attributions[0]
+    if not isinstance(attributions, Tensor):
+        raise ValueError(
+            f"attributions: Faithfulness scores one N×… tensor of maps; got {type(attributions).__name__}"
+        )
+    return attributions
 
 
 @dataclass
@@ -275,21 +272,40 @@ class Faithfulness:
         self.n_steps = check_positive_int(self.n_steps, "n_steps")
         self.perturbations_per_eval = check_positive_int(self.perturbations_per_eval, "perturbations_per_eval")
         self.substrate = None if self.substrate is None else check_substrate(self.substrate)
+        if self.substrate == "mean" and not self.inputs.is_floating_point():
+            raise ValueError(
+                f"substrate='mean' needs floating-point inputs; got {self.inputs.dtype}: pass "
+                f"baselines=<a tensor> with substrate=None, or convert the inputs"
+            )
         self.output = check_output(self.output)
-        self.baselines = check_baselines(self.baselines, (self.inputs,))[0]
+        self.baselines = check_baselines(self.baselines, (self.inputs,))[0].expand_as(self.inputs)
         self.additional_forward_args = format_afa(self.additional_forward_args)
-        label_list = None if self.labels is None else _int_list(self.labels, self.n, "labels")
+        label_list = None if self.labels is None else check_class_list(self.labels, self.n, "labels")
+        target_list = None if self.targets is None else check_class_list(self.targets, self.n, "targets")
         ppe = self.perturbations_per_eval
-        with torch.no_grad():
-            outs = [self.model(self.inputs[s: s + ppe],
-                               *rows_afa(self.additional_forward_args, torch.arange(s, min(s + ppe, self.n)), self.n))
-                    for s in range(0, self.n, ppe)]
-        clean = torch.cat([o.detach() for o in outs])
-        if clean.dim() != 2 or clean.shape[0] != self.n:
+        outs = []
+        with torch.no_grad(), model_guard(self.model, caller="Faithfulness"):
+            for s in range(0, self.n, ppe):
+                rows = torch.arange(s, min(s + ppe, self.n))
+                out = as_output(self.model(self.inputs[s: s + ppe],
+                                           *rows_afa(self.additional_forward_args, rows, self.n)),
+                                rows.numel(), "model")
+                outs.append(out.detach())
+        clean = torch.cat(outs)
+        if clean.dim() != 2:
             raise ValueError(f"model must return N×classes outputs; got shape {tuple(clean.shape)}")
+        if self.output == "softmax" and clean.shape[1] < 2:
+            raise ValueError(
+                f"output='softmax' needs class logits with 2 or more classes; the model returns shape "
+                f"{tuple(clean.shape)} (use output='identity')"
+            )
+        check_finite_output(clean, "on the clean inputs")
         self.clean = clean
         self.predictions = clean.argmax(dim=1).cpu().tolist()
-        self.targets = self.predictions[:] if self.targets is None else _int_list(self.targets, self.n, "targets")
+        n_classes = int(clean.shape[1])
+        self.targets = (self.predictions[:] if target_list is None
+                        else resolve_class_list(target_list, n_classes, "targets"))
+        label_list = None if label_list is None else resolve_class_list(label_list, n_classes, "labels")
         self.labels = label_list
         self.misclassified = ([] if label_list is None else
                               [i for i in range(self.n) if label_list[i] != self.predictions[i]])
@@ -319,7 +335,7 @@ class Faithfulness:
         examples = self.examples_for(metric) if examples is None else [int(i) for i in examples]
         if metric.explains == "label" and self.labels is None:
             raise ValueError(f"labels: the {metric.name} metric needs the true labels (labels=...)")
-        attrs = attributions.to(self.inputs.device)
+        attrs = _one_tensor(attributions).to(self.inputs.device)
         if attrs.shape[0] != len(examples):
             raise ValueError(f"attributions: expected {len(examples)} map(s) for {metric.name}, "
                              f"got {attrs.shape[0]}")
@@ -340,6 +356,7 @@ class Faithfulness:
         """
         out: Dict[str, MetricResult] = {}
         caches: Dict[str, Dict[str, MetricResult]] = {"target": {}, "label": {}}
+        attributions = _one_tensor(attributions)
         for metric in resolve_metrics(metrics):
             examples = self.examples_for(metric)
             if metric.explains == "label" and label_attributions is not None:

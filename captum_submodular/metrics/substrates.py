@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from .._inputs import as_tuple, broadcasts_to
+from .._inputs import check_baselines
 
 __all__ = ["SUBSTRATE_PRESETS", "BLUR_KERNEL_SIZE", "BLUR_SIGMA", "RoadSubstrate", "check_substrate",
            "substrate_tensors"]
@@ -132,13 +132,17 @@ def substrate_tensors(
         return baselines  # the fill of a step with nothing shown; the rest is imputed per step
     if callable(substrate):
         res = substrate(inputs if is_tuple else inputs[0])
-        res_t = as_tuple(res)
-        if len(res_t) != len(inputs) or not all(
-            isinstance(r, Tensor) and broadcasts_to(r.shape, x.shape)
-            for r, x in zip(res_t, inputs)
-        ):
-            raise ValueError("substrate callable must return tensor(s) broadcastable to inputs")
-        return tuple(r.detach().to(x.device, x.dtype).expand_as(x) for r, x in zip(res_t, inputs))
+        if isinstance(res, list):
+            res = tuple(res)
+        if not (isinstance(res, Tensor) or isinstance(res, tuple) and all(isinstance(r, Tensor) for r in res)):
+            raise ValueError(
+                f"substrate callable must return tensor(s) broadcastable to inputs; got {type(res).__name__}"
+            )
+        try:  # the rules of baselines: broadcastable, finite, representable in the inputs' dtype
+            res_t = check_baselines(res, inputs)
+        except ValueError as err:
+            raise ValueError(f"substrate callable returned an unusable substrate: {err}") from None
+        return tuple(r.expand_as(x) for r, x in zip(res_t, inputs))
     if substrate == "baseline" or (substrate in ("blur", "rise") and kind == "deletion"):
         return baselines
     if substrate in ("blur", "rise"):
