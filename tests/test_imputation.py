@@ -120,18 +120,18 @@ def test_matches_spsolve(dtype, shape):
     out = road_impute(x, torch.tensor(masks), noise_std=0)
     assert out.dtype == dtype
     err = (out.double() - torch.tensor(ref)).abs().max().item()
-    assert err < 2e-5, err  # default tol=1e-5 of the largest value (< 1)
+    assert err < 1e-4, err  # default tol=1e-4 of the largest value (< 1)
     if dtype == torch.float64:
         tight = road_impute(x, torch.tensor(masks), noise_std=0, tol=1e-12)
         assert (tight - torch.tensor(ref)).abs().max().item() < 1e-10
 
 
 def test_matches_spsolve_offset_and_scaled_data():
-    # The tolerance is relative to the data's magnitude: values in [-2, 3] as after
-    # ImageNet normalisation, and in [0, 255].
+    # The tolerance is relative to the data's largest magnitude: values in [-2, 3] as
+    # after ImageNet normalisation, and in [0, 255].
     rng = np.random.default_rng(3)
     masks = random_masks(rng, 24, 24)
-    for lo, hi, bound in ((-2.0, 3.0, 1e-4), (0.0, 255.0, 255e-4)):
+    for lo, hi, bound in ((-2.0, 3.0, 3e-4), (0.0, 255.0, 255e-4)):
         imgs = lo + (hi - lo) * rng.random((len(masks), 3, 24, 24))
         ref = np.stack([spsolve_reference(imgs[i], masks[i]) for i in range(len(masks))])
         out = road_impute(torch.tensor(imgs, dtype=torch.float32), torch.tensor(masks),
@@ -204,7 +204,7 @@ def test_fixed_point_satisfies_stencil(shape):
     masks = torch.tensor(random_masks(rng, h, w))
     x = torch.tensor(rng.random((len(masks), 2, h, w)))
     default = road_impute(x, masks, noise_std=0)
-    assert stencil_defect(default, masks[:, None]) < 1e-5
+    assert stencil_defect(default, masks[:, None]) < 1e-4
     tight = road_impute(x, masks, noise_std=0, tol=1e-13)
     assert stencil_defect(tight, masks[:, None]) < 1e-11
 
@@ -243,7 +243,7 @@ def test_batched_equals_one_by_one():
     x = torch.tensor(rng.random((len(masks), 3, 20, 26)))
     # The batch iterates until its slowest system converges, so the results agree to
     # the tolerance, and to rounding with a tight one.
-    for tol, bound in ((1e-5, 1e-5), (1e-13, 1e-12)):
+    for tol, bound in ((1e-4, 1e-4), (1e-13, 1e-12)):
         batched = road_impute(x, masks, noise_std=0, tol=tol)
         single = torch.cat([road_impute(x[i : i + 1], masks[i : i + 1], noise_std=0, tol=tol)
                             for i in range(len(masks))])  # fmt: skip
@@ -349,7 +349,7 @@ def test_fully_removed_and_nothing_removed():
     assert torch.equal(out[0], fill[0].expand(3, 16, 16))
     assert torch.equal(out[1], x[1])  # nothing removed: unchanged, bit for bit
     ref = spsolve_reference(x[2].numpy(), removed[2, 0].numpy())
-    assert (out[2] - torch.tensor(ref)).abs().max() < 1e-6
+    assert (out[2] - torch.tensor(ref)).abs().max() < 1e-4
     scalar = road_impute(x, removed, noise_std=0, fill=-1.0)
     assert (scalar[0] == -1.0).all() and torch.equal(scalar[1:], out[1:])
     noisy = road_impute(x, removed, fill=-1.0, generator=torch.Generator().manual_seed(0))
