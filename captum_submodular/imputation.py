@@ -119,7 +119,8 @@ def road_impute(
         error is then typically a third of ``tol`` times that value: with the
         default, errors of a few ``1e-5`` on images in ``[-1, 1]``, far below
         ROAD's noise. Smaller values cost about one iteration per factor 10;
-        float32 bottoms out near ``1e-6`` (use float64 inputs for more).
+        float32 bottoms out between ``1e-6`` and ``1e-5`` (use float64 inputs
+        for more).
     max_iter : int
         Maximum number of conjugate-gradient iterations (one multigrid cycle
         each). A ``RuntimeWarning`` is issued if some system has not met
@@ -156,10 +157,11 @@ def road_impute(
     grid smooths with one Jacobi sweep before and one after its coarse correction
     (plain Jacobi on the pixel grid, l1-Jacobi damped by 1.5 on coarse grids: both
     convergent, so the cycle is symmetric positive definite, a valid
-    preconditioner); the first coarse grid corrects twice. The initial guess is a
-    push-pull pyramid fill of the kept values, and its residual is computed in
-    float64. The iteration count hardly depends on the image size or on the size
-    of the removed blobs.
+    preconditioner); the first coarse grid corrects twice. The unknowns are the
+    deviations from the mean kept value of each image and channel, starting from
+    zero, so that float32 keeps its digits where the solution is nearly constant
+    over a large removed region. The iteration count hardly depends on the image
+    size or on the size of the removed blobs.
 
     Images whose every pixel is removed take ``fill`` and images with nothing
     removed are copied; the others are solved together on GPUs, and on the CPU
@@ -479,15 +481,6 @@ class _Multigrid:
         self.coarsest_inverse = fine.zeros(0)
         self._zero = fine.zeros(())
         self.weight = _galerkin_weight(dtype, device)
-        # Restricted in-bounds indicator per grid (the weight of a fully kept image).
-        self.full = [fine.inner(d12 > 0).to(dtype)]
-        for g in self.grids[1:]:
-            f = g.zeros(1, 1, g.h + 3, g.w + 3)
-            prev = self.full[-1]
-            src = g.zeros(1, 1, prev.shape[-2] + 3, prev.shape[-1] + 3)
-            src[:, :, 1 : prev.shape[-2] + 1, 1 : prev.shape[-1] + 1] = prev
-            _restrict(src, g.inner(f))
-            self.full.append(g.inner(f))
         # V-cycle vectors: per grid an iterate (with margin) and a residual, per coarse
         # grid a right-hand side, and the workspaces of the transfers and of the stencil.
         self.e = [g.buffer(c) for g in self.grids]
@@ -498,19 +491,11 @@ class _Multigrid:
         self.odd = [g.zeros(n, c, g.h // 2, g.w) for g, gc in zip(self.grids, self.grids[1:])]
         self.h_ws = fine.zeros(n * c * fine.plane + 2 * fine.row)
         self.s_ws = fine.zeros(n * c * fine.plane)
-        # Conjugate-gradient vectors, and the float64 residual of the initial guess.
+        # Conjugate-gradient vectors.
         self.x = fine.buffer(c)
         self.p = fine.buffer(c)
         self.r = fine.zeros(n, c, fine.plane)
         self.q = fine.zeros(n, c, fine.plane)
-        f64 = _Grid(n, h, w, torch.float64, device)
-        self.f64 = f64
-        self.y64 = f64.buffer(c)
-        self.r64 = f64.zeros(n, c, f64.plane)
-        self.h64 = f64.zeros(n * c * f64.plane + 2 * f64.row)
-        self.s64 = f64.zeros(n * c * f64.plane)
-        self.mask64 = f64.zeros(n, 1, f64.plane)
-        self.diag4_64 = f64.zeros(n, 1, f64.plane)
 
     def setup(self, removed: Tensor) -> None:
         """Operators of the images' removed sets, removed (n, 1, h, w) bool."""
@@ -520,8 +505,6 @@ class _Multigrid:
         self.mask_inner.copy_(removed)
         torch.mul(self.mask, self.d12.view(1, 1, -1) + 4, out=self.diag4)
         torch.mul(self.mask, self.d12_inv, out=self.dinv[0])
-        self.mask64.copy_(self.mask)
-        self.diag4_64.copy_(self.diag4)
         maps = fine.inner(self.maps)
         mi = self.mask_inner
         for k, (dy, dx) in enumerate(_OFFSETS):
@@ -626,40 +609,6 @@ def _fine_apply(
         out.addcmul_(mask, s3)
 
 
-def _initial_guess(mg: _Multigrid, kept: Tensor, keep: Tensor) -> Tensor:
-    """Push-pull pyramid fill of the kept values, (n, c, h, w), zero on kept pixels.
-
-    ``kept``: the images with zeros on removed pixels, ``keep``: 1 on kept pixels.
-    Going down, kept values and kept weights are restricted together; going up, each
-    grid keeps its own weighted mean where it has kept weight and takes the coarser
-    estimate for the missing weight.
-    """
-    fine = mg.grids[0]
-    n, c = kept.shape[:2]
-    guess = torch.zeros_like(kept)
-    if len(mg.grids) == 1:
-        return guess
-    vw = fine.zeros(n, c + 1, fine.h + 3, fine.w + 3)  # values and the weight channel
-    fine.inner(vw[:, :c]).copy_(kept)
-    fine.inner(vw[:, c:]).copy_(keep)
-    pyramid = []
-    for grid in mg.grids[1:]:
-        coarse = grid.zeros(n, c + 1, grid.h + 3, grid.w + 3)
-        _restrict(vw, grid.inner(coarse))
-        pyramid.append(grid.inner(coarse))
-        vw = coarse
-    mean = kept.sum(dim=(2, 3), keepdim=True) / keep.sum(dim=(2, 3), keepdim=True).clamp(min=1)
-    top = pyramid[-1]
-    est = torch.where(top[:, c:] > 0, top[:, :c] / top[:, c:].clamp(min=1e-30), mean)
-    for level in range(len(pyramid) - 2, -1, -1):
-        vw, full = pyramid[level], mg.full[level + 1]
-        up = torch.zeros_like(vw[:, :c])
-        _prolong_add(est, up)
-        est = (vw[:, :c] + (full - vw[:, c:]) * up) / full
-    _prolong_add(est, guess, 1.0 - keep)
-    return guess
-
-
 def _solve_groups(
     x: Tensor, mask: Tensor, solve: Tensor, work: torch.dtype, tol: float, max_iter: int
 ) -> Iterator[Tuple[Tensor, Tensor, int]]:
@@ -700,18 +649,21 @@ def _solve(
     """
     n, c = x.shape[:2]
     mg.setup(removed)
-    fine, f64 = mg.grids[0], mg.f64
+    fine = mg.grids[0]
     keep = (~removed).to(x.dtype)
     kept = x * keep
-    guess = _initial_guess(mg, kept, keep)
-    # Residual of the initial guess in float64: r = m * (S121(y) - (12 D + 4) y) for the
-    # composite y (kept values, guess elsewhere); float32 would lose digits to cancellation.
-    f64.inner(f64.planes(mg.y64, c)).copy_(torch.where(removed, guess, x))
-    _fine_apply(f64, c, mg.y64, mg.diag4_64, mg.mask64, mg.h64, mg.s64, mg.r64, None)
+    # Solve for the deviation from the mean kept value of each image and channel
+    # (constants are reproduced exactly, A 1 = b(1)), from a zero guess: the right-hand
+    # side b = m * S121(kept deviations) is a plain weighted sum, so float32 keeps its
+    # digits even when the solution is nearly constant over a huge removed region.
+    shift = kept.sum(dim=(2, 3), keepdim=True) / keep.sum(dim=(2, 3), keepdim=True).clamp(min=1)
     r = mg.r
-    r.copy_(mg.r64).neg_()
     xs = fine.planes(mg.x, c)
-    fine.inner(xs).copy_(guess)
+    xs.zero_()
+    fine.inner(xs).copy_((x - shift) * keep)
+    mg.apply(0, mg.x, r)  # = -b: the stencil's diagonal part vanishes off the kept pixels
+    r.neg_()
+    xs.zero_()
     threshold = tol * kept.abs().amax(dim=(2, 3)).unsqueeze(-1)
     p = fine.planes(mg.p, c)
     q = mg.q
@@ -747,4 +699,4 @@ def _solve(
                 stacklevel=3,
             )
     xs.add_(z)
-    return fine.inner(xs), iterations
+    return fine.inner(xs) + shift, iterations

@@ -91,6 +91,9 @@ def random_masks(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         one = np.ones((h, w), bool)
         one[ky, kx] = False  # all but one pixel removed
         masks.append(one)
+    island = np.ones((h, w), bool)
+    island[h // 3 : h // 3 + 3, w // 2 : w // 2 + 3] = False  # a small kept island
+    masks.append(island)
     smooth = np.cumsum(np.cumsum(rng.standard_normal((h, w)), 0), 1)
     masks.append(smooth > np.median(smooth))  # large irregular blobs
     few = np.zeros((h, w), bool)
