@@ -288,7 +288,10 @@ def _check_arguments(
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1; got {max_iter!r}")
     x = inputs.detach()
-    return x, mask.to(x.device).expand(target), fill_t
+    mask = mask.to(x.device).expand(target)
+    if not bool((torch.isfinite(x) | mask).all()):
+        raise ValueError("inputs must be finite on the kept pixels (removed ones may hold anything)")
+    return x, mask, fill_t
 
 
 def _broadcasts_to(shape: Tuple[int, ...], target: Tuple[int, ...]) -> bool:
@@ -443,10 +446,11 @@ def _max_abs(z: Tensor) -> Tensor:
 
 
 class _Multigrid:
-    """Operators and workspaces for ``A`` (12 x the ROAD system) of ``n`` images.
+    """Operators and workspaces for ``A`` (12 x the ROAD system) of up to ``n`` images.
 
     Allocated once per call and set up again for every group of images
-    (:meth:`setup`), so that the large arrays are not allocated again.
+    (:meth:`setup`, which may use fewer images), so that the large arrays are not
+    allocated again.
     """
 
     def __init__(
@@ -470,42 +474,54 @@ class _Multigrid:
         d12[0, 0, 1 : h + 1, 1 : w + 1] = r[:, None] * col[None, :] - 4
         self.d12 = d12
         self.d12_inv = torch.where(d12 > 0, 1.0 / d12.clamp(min=1), 0.0).view(1, 1, -1)
-        # Fine operator: A x = m * ((12 D + 4) x - S121(x)) for x zero on kept pixels.
-        self.mask = fine.zeros(n, 1, fine.plane)
-        self.diag4 = fine.zeros(n, 1, fine.plane)
-        self.mask_inner = fine.inner(self.mask)
-        self.maps = fine.zeros(n, 9, h + 3, w + 3)  # S_d(p) = A(p, p + d), for the Galerkin products
-        self.stencils: List[Tensor] = [self.maps] + [g.zeros(n, 9, g.h + 3, g.w + 3)
-                                                     for g in self.grids[1:]]  # fmt: skip
-        self.dinv = [g.zeros(n, 1, g.plane) for g in self.grids]
         self.coarsest_inverse = fine.zeros(0)
         self._zero = fine.zeros(())
         self.weight = _galerkin_weight(dtype, device)
-        # V-cycle vectors: per grid an iterate (with margin) and a residual, per coarse
-        # grid a right-hand side, and the workspaces of the transfers and of the stencil.
+        pairs = list(zip(self.grids, self.grids[1:]))
+        self._full = dict(
+            # Fine operator: A x = m * ((12 D + 4) x - S121(x)) for x zero on kept pixels.
+            mask=fine.zeros(n, 1, fine.plane),
+            diag4=fine.zeros(n, 1, fine.plane),
+            # Stencil maps S_d(p) = A(p, p + d) of every grid (the fine ones feed the
+            # Galerkin products) and the Jacobi weights.
+            stencils=[g.zeros(n, 9, g.h + 3, g.w + 3) for g in self.grids],
+            dinv=[g.zeros(n, 1, g.plane) for g in self.grids],
+            # Cycle vectors: per grid a residual, per coarse grid a right-hand side, and
+            # the workspaces of the transfers; conjugate-gradient vectors.
+            res=[g.zeros(n, c, g.plane) for g in self.grids],
+            rhs=[fine.zeros(n, 0)] + [g.zeros(n, c, g.plane) for g in self.grids[1:]],
+            rows=[g.zeros(n, c, gc.h, g.w + 3) for g, gc in pairs],
+            cols=[g.zeros(n, c, gc.h, g.w) for g, gc in pairs],
+            odd=[g.zeros(n, c, g.h // 2, g.w) for g, gc in pairs],
+            r=fine.zeros(n, c, fine.plane),
+            q=fine.zeros(n, c, fine.plane),
+        )
+        # Flat buffers with margins (views of the first images through the grids).
         self.e = [g.buffer(c) for g in self.grids]
-        self.res = [g.zeros(n, c, g.plane) for g in self.grids]
-        self.rhs = [fine.zeros(0)] + [g.zeros(n, c, g.plane) for g in self.grids[1:]]
-        self.rows = [g.zeros(n, c, gc.h, g.w + 3) for g, gc in zip(self.grids, self.grids[1:])]
-        self.cols = [g.zeros(n, c, gc.h, g.w) for g, gc in zip(self.grids, self.grids[1:])]
-        self.odd = [g.zeros(n, c, g.h // 2, g.w) for g, gc in zip(self.grids, self.grids[1:])]
-        self.h_ws = fine.zeros(n * c * fine.plane + 2 * fine.row)
-        self.s_ws = fine.zeros(n * c * fine.plane)
-        # Conjugate-gradient vectors.
         self.x = fine.buffer(c)
         self.p = fine.buffer(c)
-        self.r = fine.zeros(n, c, fine.plane)
-        self.q = fine.zeros(n, c, fine.plane)
+        self.h_ws = fine.zeros(n * c * fine.plane + 2 * fine.row)
+        self.s_ws = fine.zeros(n * c * fine.plane)
+        self._use(n)
+
+    def _use(self, n: int) -> None:
+        """Point the per-image arrays at the first ``n`` images."""
+        for g in self.grids:
+            g.n = n
+        for name, value in self._full.items():
+            setattr(self, name, [t[:n] for t in value] if isinstance(value, list) else value[:n])
+        self.mask_inner = self.grids[0].inner(self.mask)
 
     def setup(self, removed: Tensor) -> None:
         """Operators of the images' removed sets, removed (n, 1, h, w) bool."""
+        self._use(removed.shape[0])
         fine = self.grids[0]
         h, w = fine.h, fine.w
         m = fine.padded(self.mask)
         self.mask_inner.copy_(removed)
         torch.mul(self.mask, self.d12.view(1, 1, -1) + 4, out=self.diag4)
         torch.mul(self.mask, self.d12_inv, out=self.dinv[0])
-        maps = fine.inner(self.maps)
+        maps = fine.inner(self.stencils[0])
         mi = self.mask_inner
         for k, (dy, dx) in enumerate(_OFFSETS):
             if k == 4:
@@ -614,29 +630,23 @@ def _solve_groups(
 ) -> Iterator[Tuple[Tensor, Tensor, int]]:
     """Yield (image indices, solution, iterations) for the images ``solve``, group by group.
 
-    On the CPU, groups of about ``_CPU_GROUP_VALUES`` values per field, of equal size
-    (the last one padded with images that have nothing removed) so that one workspace
-    serves them all; on other devices one group.
+    On the CPU, groups of at most about ``_CPU_GROUP_VALUES`` values per field, of
+    sizes that differ by one at most, served by one workspace; on other devices one
+    group.
     """
     total = solve.numel()
     if total == 0:
         return
     n, c, h, w = x.shape
+    groups = 1
     if x.device.type == "cpu":
-        cap = max(1, _CPU_GROUP_VALUES // (c * (h + 3) * (w + 3)))
-        size = -(-total // -(-total // cap))  # ceil(total / ceil(total / cap))
-    else:
-        size = total
-    mg = _Multigrid(size, c, h, w, work, x.device)
-    for start in range(0, total, size):
-        idx = solve[start : start + size]
-        xg, removed = x[idx].to(work), mask[idx]
-        if idx.numel() < size:
-            pad = size - idx.numel()
-            xg = torch.cat([xg, xg.new_zeros(pad, c, h, w)])
-            removed = torch.cat([removed, removed.new_zeros(pad, 1, h, w)])
-        sol, iterations = _solve(mg, xg, removed, tol, max_iter)
-        yield idx, sol[: idx.numel()], iterations
+        groups = -(-total // max(1, _CPU_GROUP_VALUES // (c * (h + 3) * (w + 3))))
+    mg = _Multigrid(-(-total // groups), c, h, w, work, x.device)
+    bounds = [total * g // groups for g in range(groups + 1)]  # sizes differ by one at most
+    for start, stop in zip(bounds, bounds[1:]):
+        idx = solve[start:stop]
+        sol, iterations = _solve(mg, x[idx].to(work), mask[idx], tol, max_iter)
+        yield idx, sol, iterations
 
 
 def _solve(
@@ -651,7 +661,7 @@ def _solve(
     mg.setup(removed)
     fine = mg.grids[0]
     keep = (~removed).to(x.dtype)
-    kept = x * keep
+    kept = torch.where(removed, 0.0, x)  # removed pixels may hold anything, even NaN
     # Solve for the deviation from the mean kept value of each image and channel
     # (constants are reproduced exactly, A 1 = b(1)), from a zero guess: the right-hand
     # side b = m * S121(kept deviations) is a plain weighted sum, so float32 keeps its
@@ -660,7 +670,7 @@ def _solve(
     r = mg.r
     xs = fine.planes(mg.x, c)
     xs.zero_()
-    fine.inner(xs).copy_((x - shift) * keep)
+    fine.inner(xs).copy_(torch.where(removed, 0.0, x - shift))
     mg.apply(0, mg.x, r)  # = -b: the stencil's diagonal part vanishes off the kept pixels
     r.neg_()
     xs.zero_()

@@ -359,6 +359,30 @@ def test_fully_removed_and_nothing_removed():
     assert (noisy[0] != -1.0).all() and (noisy[0] + 1.0).abs().max() < 0.1
 
 
+def test_groups_agree(monkeypatch):
+    # On the CPU images are solved in groups of a few (one workspace, sizes differing
+    # by one); one image per group and all in one group give the same result.
+    import captum_submodular.imputation as imputation
+
+    rng = np.random.default_rng(5)
+    masks = torch.tensor(random_masks(rng, 19, 21))
+    x = torch.tensor(rng.random((len(masks), 2, 19, 21)))
+    results = []
+    for values in (1, 2 * 2 * 22 * 24 + 1, 2**30):  # 1 image, 2 images, all per group
+        monkeypatch.setattr(imputation, "_CPU_GROUP_VALUES", values)
+        results.append(road_impute(x, masks, noise_std=0, tol=1e-13))
+    assert all((r - results[0]).abs().max() < 1e-12 for r in results[1:])
+
+
+def test_removed_pixels_may_hold_anything():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 24, 24, generator=g)
+    removed = torch.rand(2, 1, 24, 24, generator=g) < 0.5
+    dirty = x.masked_fill(removed, float("nan"))
+    dirty[0, 0, removed[0, 0]] = float("inf")
+    assert torch.equal(road_impute(dirty, removed, noise_std=0), road_impute(x, removed, noise_std=0))
+
+
 def test_warns_when_max_iter_is_too_small():
     x = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
     removed = torch.ones(1, 1, 64, 64, dtype=torch.bool)
@@ -374,6 +398,7 @@ def test_warns_when_max_iter_is_too_small():
         (dict(inputs=torch.zeros(3, 8, 8)), "inputs must be a tensor of shape N x C x H x W"),
         (dict(inputs=torch.zeros(2, 3, 8, 8, dtype=torch.long)), "inputs must be a floating"),
         (dict(inputs=torch.zeros(0, 3, 8, 8)), "inputs must have non-empty"),
+        (dict(inputs=torch.full((2, 3, 8, 8), float("nan"))), "inputs must be finite"),
         (dict(removed=torch.zeros(2, 1, 8, 8)), "removed must be a bool tensor"),
         (dict(removed=np.zeros((8, 8), bool)), "removed must be a bool tensor"),
         (dict(removed=torch.zeros(2, 3, 8, 8, dtype=torch.bool)), "removed must have shape"),
