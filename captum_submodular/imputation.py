@@ -37,6 +37,11 @@ _OFFSETS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # index 4 
 _WEIGHTS12 = tuple(0.0 if (dy, dx) == (0, 0) else (2.0 if dy == 0 or dx == 0 else 1.0)
                    for dy, dx in _OFFSETS)  # fmt: skip
 _COARSEST_UNKNOWNS = 64  # coarsen until a grid has at most this many points (dense solve)
+# Jacobi damping on the pixel grid: D^-1 A has its high frequencies in [2/3, 4/3] in
+# the interior and eigenvalues up to about 1.5 near borders and masks, so any value
+# below 4/3 converges; 2 / (2/3 + 1.5) = 0.92 is the classical choice, 0.8-0.9 measured
+# best (34-36 iterations per 50-step curve against 36-37 at 1.0).
+_FINE_OMEGA = 0.85
 _COARSE_OMEGA = 1.5  # l1-Jacobi damping on the coarse grids; any value < 2 is convergent
 # On the CPU, images are solved in groups of about this many values per field, so that
 # the arrays one operation writes and the next reads stay in the cache (measured: 1.5x
@@ -155,8 +160,8 @@ def road_impute(
     (Cholesky, regularised by ``1e-5`` of its largest diagonal entry because the
     Galerkin operator is only semi-definite when few pixels are removed). Each
     grid smooths with one Jacobi sweep before and one after its coarse correction
-    (plain Jacobi on the pixel grid, l1-Jacobi damped by 1.5 on coarse grids: both
-    convergent, so the cycle is symmetric positive definite, a valid
+    (Jacobi damped by 0.85 on the pixel grid, l1-Jacobi damped by 1.5 on coarse
+    grids: both convergent, so the cycle is symmetric positive definite, a valid
     preconditioner); the first coarse grid corrects twice. The unknowns are the
     deviations from the mean kept value of each image and channel, starting from
     zero, so that float32 keeps its digits where the solution is nearly constant
@@ -290,7 +295,9 @@ def _check_arguments(
     x = inputs.detach()
     mask = mask.to(x.device).expand(target)
     if not bool((torch.isfinite(x) | mask).all()):
-        raise ValueError("inputs must be finite on the kept pixels (removed ones may hold anything)")
+        raise ValueError(
+            "inputs must be finite on the kept pixels (removed ones may hold anything)"
+        )
     return x, mask, fill_t
 
 
@@ -369,7 +376,7 @@ def _prolong_add(
     cols: Optional[Tensor] = None,
     odd: Optional[Tensor] = None,
 ) -> None:
-    """``fine += mask * (P coarse)``: bilinear interpolation, coarse (n, c, hc, wc) -> fine (n, c, h, w).
+    """``fine += mask * (P coarse)``: bilinear, coarse (n, c, hc, wc) -> fine (n, c, h, w).
 
     Columns are interpolated on the coarse rows first (the strided writes touch half
     the fine size), then rows, straight into ``fine``. ``cols`` (n, c, hc, w) and
@@ -473,7 +480,7 @@ class _Multigrid:
         d12 = fine.zeros(1, 1, h + 3, w + 3)
         d12[0, 0, 1 : h + 1, 1 : w + 1] = r[:, None] * col[None, :] - 4
         self.d12 = d12
-        self.d12_inv = torch.where(d12 > 0, 1.0 / d12.clamp(min=1), 0.0).view(1, 1, -1)
+        self.d12_inv = torch.where(d12 > 0, _FINE_OMEGA / d12.clamp(min=1), 0.0).view(1, 1, -1)
         self.coarsest_inverse = fine.zeros(0)
         self._zero = fine.zeros(())
         self.weight = _galerkin_weight(dtype, device)
