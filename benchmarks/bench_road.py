@@ -186,7 +186,7 @@ def main() -> None:
             clean = road_impute(batch, removed, noise_std=0).double().cpu()
             solvable = (masks.flatten(1).any(1) & ~masks.flatten(1).all(1)).nonzero().flatten()
             groups = _solve_groups(batch, removed, solvable.to(device), torch.float32, 1e-4, 50)
-            iterations = [it for _, _, it in groups]  # per group of images solved together
+            iterations = [it for _, _, _, it in groups]  # per group of images solved together
             row: Dict[str, object] = dict(
                 attribution=kind, image=sample.name, ours_s=min(ours), ours_cpu_s=min(ours_cpu),
                 iterations=iterations,

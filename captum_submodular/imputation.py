@@ -202,17 +202,19 @@ def road_impute(
             noise = torch.randn(x.shape, generator=generator, dtype=work, device=device)
             noise = noise.to(x.device).mul_(float(noise_std))
         out = x.clone()
-
-        def put(idx: Tensor, values: Tensor) -> None:
+        for idx, sol, kept, _ in _solve_groups(x, mask, solve, work, tol, max_iter):
             if noise is not None:
-                values = values + noise[idx]
-            out[idx] = torch.where(mask[idx], values.to(x.dtype), x[idx])
-
-        for idx, sol, _ in _solve_groups(x, mask, solve, work, tol, max_iter):
-            put(idx, sol)
+                sol.add_(noise[idx])
+            # The kept values are an exact copy of the inputs' ones: torch.where keeps
+            # them bit for bit.
+            torch.where(mask[idx], sol, kept, out=kept)
+            out.index_copy_(0, idx, kept.to(x.dtype))
         if bool(full.any()):
             idx = full.nonzero().flatten()
-            put(idx, fill_t.to(work).expand_as(x)[idx])
+            values = fill_t.to(work).expand_as(x)[idx]
+            if noise is not None:
+                values = values + noise[idx]
+            out[idx] = values.to(x.dtype)
         return out
 
 
@@ -442,6 +444,11 @@ def _coarsest_inverse(maps: Tensor) -> Tensor:
     return torch.cholesky_inverse(torch.linalg.cholesky(a)).to(maps.dtype)
 
 
+def _dot(a: Tensor, b: Tensor, prod: Tensor) -> Tensor:
+    """Dot products over the last axis, keepdim, through a preallocated product array."""
+    return torch.mul(a, b, out=prod).sum(dim=-1, keepdim=True)
+
+
 def _max_abs(z: Tensor) -> Tensor:
     """max |z| over the last axis, keepdim (two reductions: much faster than the inf-norm)."""
     return torch.maximum(z.amax(dim=-1, keepdim=True), -z.amin(dim=-1, keepdim=True))
@@ -502,6 +509,10 @@ class _Multigrid:
             odd=[g.zeros(n, c, g.h // 2, g.w) for g, gc in pairs],
             r=fine.zeros(n, c, fine.plane),
             q=fine.zeros(n, c, fine.plane),
+            prod=fine.zeros(n, c, fine.plane),  # for the dot products
+            # The group's images (then their kept values) and a spare image array.
+            images=fine.zeros(n, c, h, w),
+            spare=fine.zeros(n, c, h, w),
         )
         # Flat buffers with margins (views of the first images through the grids).
         self.e = [g.buffer(c) for g in self.grids]
@@ -634,8 +645,11 @@ def _fine_apply(
 
 def _solve_groups(
     x: Tensor, mask: Tensor, solve: Tensor, work: torch.dtype, tol: float, max_iter: int
-) -> Iterator[Tuple[Tensor, Tensor, int]]:
-    """Yield (image indices, solution, iterations) for the images ``solve``, group by group.
+) -> Iterator[Tuple[Tensor, Tensor, Tensor, int]]:
+    """Yield (image indices, solution, kept values, iterations) for ``solve``, by groups.
+
+    The solution is exact on the removed pixels and the kept values on the kept ones
+    (zero elsewhere); both are views of the workspace, valid until the next group.
 
     On the CPU, groups of at most about ``_CPU_GROUP_VALUES`` values per field, of
     sizes that differ by one at most, served by one workspace; on other devices one
@@ -652,8 +666,14 @@ def _solve_groups(
     bounds = [total * g // groups for g in range(groups + 1)]  # sizes differ by one at most
     for start, stop in zip(bounds, bounds[1:]):
         idx = solve[start:stop]
-        sol, iterations = _solve(mg, x[idx].to(work), mask[idx], tol, max_iter)
-        yield idx, sol, iterations
+        images = mg._full["images"][: idx.numel()]
+        if x.dtype == work:
+            torch.index_select(x, 0, idx, out=images)
+        else:
+            images.copy_(x[idx])
+        removed = mask[idx]
+        sol, iterations = _solve(mg, images, removed, tol, max_iter)
+        yield idx, sol, images, iterations
 
 
 def _solve(
@@ -661,27 +681,30 @@ def _solve(
 ) -> Tuple[Tensor, int]:
     """Solve the ROAD systems of n images (x (n, c, h, w), removed (n, 1, h, w) bool).
 
-    Returns the solution on the removed pixels, (n, c, h, w) (other entries are
-    unspecified), and the number of iterations.
+    ``x`` is overwritten with its kept values (zero on removed pixels). Returns the
+    solution on the removed pixels, (n, c, h, w) (a view of the workspace; other
+    entries unspecified), and the number of iterations.
     """
-    n, c = x.shape[:2]
+    n, c, h, w = x.shape
     mg.setup(removed)
     fine = mg.grids[0]
-    keep = (~removed).to(x.dtype)
-    kept = torch.where(removed, 0.0, x)  # removed pixels may hold anything, even NaN
+    kept = x.masked_fill_(removed, 0.0)  # in place; removed pixels may hold anything
     # Solve for the deviation from the mean kept value of each image and channel
     # (constants are reproduced exactly, A 1 = b(1)), from a zero guess: the right-hand
     # side b = m * S121(kept deviations) is a plain weighted sum, so float32 keeps its
     # digits even when the solution is nearly constant over a huge removed region.
-    shift = kept.sum(dim=(2, 3), keepdim=True) / keep.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+    count = h * w - removed.sum(dim=(2, 3), keepdim=True)
+    shift = kept.sum(dim=(2, 3), keepdim=True) / count.clamp(min=1)
     r = mg.r
     xs = fine.planes(mg.x, c)
     xs.zero_()
-    fine.inner(xs).copy_(torch.where(removed, 0.0, x - shift))
+    torch.sub(kept, shift, out=fine.inner(xs))
+    fine.inner(xs).masked_fill_(removed, 0.0)
     mg.apply(0, mg.x, r)  # = -b: the stencil's diagonal part vanishes off the kept pixels
     r.neg_()
     xs.zero_()
-    threshold = tol * kept.abs().amax(dim=(2, 3)).unsqueeze(-1)
+    largest = torch.maximum(kept.amax(dim=(2, 3)), -kept.amin(dim=(2, 3)))
+    threshold = tol * largest.unsqueeze(-1)
     p = fine.planes(mg.p, c)
     q = mg.q
     z = fine.planes(mg.vcycle(0, r), c)
@@ -689,11 +712,11 @@ def _solve(
     iterations = 0
     if not bool((err <= threshold).all()):
         p.copy_(z)
-        rz = torch.linalg.vecdot(r, z).unsqueeze(-1)
+        rz = _dot(r, z, mg.prod)
         tiny = torch.finfo(x.dtype).tiny
         for iterations in range(1, max_iter + 1):
             mg.apply(0, mg.p, q)
-            pq = torch.linalg.vecdot(p, q).unsqueeze(-1)
+            pq = _dot(p, q, mg.prod)
             alpha = torch.where(pq > 0, rz / pq.clamp(min=tiny), 0.0)
             xs.addcmul_(alpha, p)
             r.addcmul_(alpha, q, value=-1)
@@ -701,7 +724,7 @@ def _solve(
             err = _max_abs(z)
             if bool((err <= threshold).all()):
                 break
-            rz_new = torch.linalg.vecdot(r, z).unsqueeze(-1)
+            rz_new = _dot(r, z, mg.prod)
             beta = torch.where(rz > 0, rz_new / rz.clamp(min=tiny), 0.0)
             rz = rz_new
             torch.addcmul(z, beta, p, out=p)
@@ -716,4 +739,4 @@ def _solve(
                 stacklevel=3,
             )
     xs.add_(z)
-    return fine.inner(xs) + shift, iterations
+    return fine.inner(xs).add_(shift), iterations
