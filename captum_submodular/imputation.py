@@ -518,8 +518,8 @@ class _Multigrid:
         self.e = [g.buffer(c) for g in self.grids]
         self.x = fine.buffer(c)
         self.p = fine.buffer(c)
-        self.h_ws = fine.zeros(n * c * fine.plane + 2 * fine.row)
-        self.s_ws = fine.zeros(n * c * fine.plane)
+        self.h_ws = fine.zeros(n * c * fine.plane + 2 * fine.row + 1)
+        self.s_ws = fine.zeros(n * c * fine.plane + 2 * fine.row)
         self._use(n)
 
     def _use(self, n: int) -> None:
@@ -624,15 +624,20 @@ def _fine_apply(
     out: Tensor,
     rhs: Optional[Tensor],
 ) -> None:
-    """``out = m * ((12 D + 4) x - S121(x))`` (or ``rhs`` minus it), S121 = [1 2 1] x [1 2 1]."""
+    """``out = m * ((12 D + 4) x - S121(x))`` (or ``rhs`` minus it), S121 = [1 2 1] x [1 2 1].
+
+    ``[1 2 1] = [1 1] * [1 1]``: four sums of an array with itself shifted by one
+    entry or one row (each reads one stream), through the two workspaces.
+    """
     t = grid.n * c * grid.plane
     g, r = grid.margin, grid.row
-    h = h_ws[: t + 2 * r]
-    torch.add(buf[g - r - 1 : g + t + r - 1], buf[g - r + 1 : g + t + r + 1], out=h)
-    h.add_(buf[g - r : g + t + r], alpha=2)
-    s = s_ws[:t]
-    torch.add(h[:t], h[2 * r :], out=s)
-    s.add_(h[r : r + t], alpha=2)
+    a, b = h_ws[: t + 2 * r + 1], s_ws[: t + 2 * r]
+    torch.add(buf[g - r - 1 : g + t + r], buf[g - r : g + t + r + 1], out=a)  # x_j + x_j+1
+    torch.add(a[:-1], a[1:], out=b)  # rows filtered by [1 2 1], from entry -r on
+    u = a[: t + r]
+    torch.add(b[: t + r], b[r:], out=u)  # + the row below
+    s = b[:t]
+    torch.add(u[:t], u[r:], out=s)  # [1 2 1] over rows too
     x3 = grid.planes(buf, c)
     s3 = s.view(grid.n, c, grid.plane)
     if rhs is None:
