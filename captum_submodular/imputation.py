@@ -19,14 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["road_impute", "ROAD_NOISE_STD", "ROAD_EDGE_WEIGHT", "ROAD_DIAGONAL_WEIGHT"]
+__all__ = ["road_impute", "ROAD_NOISE_STD"]
 
 #: Standard deviation of the noise ROAD adds to imputed pixels (the paper's default).
 ROAD_NOISE_STD = 0.01
-#: Weight of each of the 4 edge neighbours.
-ROAD_EDGE_WEIGHT = 1.0 / 6.0
-#: Weight of each of the 4 diagonal neighbours.
-ROAD_DIAGONAL_WEIGHT = 1.0 / 12.0
 
 # The solver works with the system multiplied by 12, whose stencil is integer
 # (2 for edge neighbours, 1 for diagonal ones, 12 D on the diagonal): the fine
@@ -144,7 +140,8 @@ def road_impute(
         tensor with non-empty axes, a ``removed`` that is not a bool tensor
         broadcastable to ``(N, 1, H, W)``, a ``fill`` that does not broadcast to
         ``inputs``, a negative or non-finite ``noise_std``, a ``generator`` that
-        is not a ``torch.Generator``, ``tol <= 0`` or ``max_iter < 1``.
+        is not a ``torch.Generator``, ``tol <= 0``, ``max_iter < 1``, or a
+        non-finite kept pixel (removed pixels may hold anything, NaN included).
 
     Notes
     -----
@@ -170,13 +167,14 @@ def road_impute(
 
     Images whose every pixel is removed take ``fill`` and images with nothing
     removed are copied; the others are solved together on GPUs, and on the CPU
-    in equal groups of about ``2**20`` values per array (a few 224 x 224 RGB
-    images), which keeps the working arrays in the cache; one workspace serves
-    all groups.
+    in groups of at most about ``2**20`` values per array (a few 224 x 224 RGB
+    images; sizes differ by one at most), which keeps the working arrays in the
+    cache; one workspace serves all groups.
 
-    Cost: ``O(N C H W)`` per iteration, about 40 passes over an ``N x C x H x W``
-    array (half of them on the coarse grids), plus a setup of about as much;
-    memory about 30 arrays of one group's size.
+    Cost: ``O(N C H W)`` per iteration: about 80 passes over a group's
+    ``N x C x H x W`` array on the pixel grid (three stencil products, the grid
+    transfers, the vector updates), and about as much time again on the coarse
+    grids; the setup costs about one iteration. Memory: about 25 such arrays.
 
     Examples
     --------
@@ -510,9 +508,8 @@ class _Multigrid:
             r=fine.zeros(n, c, fine.plane),
             q=fine.zeros(n, c, fine.plane),
             prod=fine.zeros(n, c, fine.plane),  # for the dot products
-            # The group's images (then their kept values) and a spare image array.
+            # The group's images (then their kept values).
             images=fine.zeros(n, c, h, w),
-            spare=fine.zeros(n, c, h, w),
         )
         # Flat buffers with margins (views of the first images through the grids).
         self.e = [g.buffer(c) for g in self.grids]
