@@ -417,6 +417,18 @@ def _galerkin_weight(dtype: torch.dtype, device: torch.device) -> Tensor:
     return torch.tensor(wt, dtype=dtype, device=device)
 
 
+def _galerkin(maps: Tensor, weight: Tensor) -> Tensor:
+    """5 stencil maps of ``P^T A P`` from the 9 of ``A`` (padded (n, 9, h + 3, w + 3)).
+
+    On CUDA in float64: cuDNN may run float32 convolutions in TF32 (the default on
+    recent GPUs), which would round the Galerkin products (exact dyadic numbers on
+    the first grids) to 10 bits.
+    """
+    if maps.device.type != "cuda":
+        return F.conv2d(maps, weight, stride=2)
+    return F.conv2d(maps.double(), weight.double(), stride=2).to(maps.dtype)
+
+
 def _coarsest_inverse(maps: Tensor) -> Tensor:
     """Inverse (n, K, K) of the coarsest operator (stencil maps (n, 9, h, w)), regularised.
 
@@ -547,9 +559,7 @@ class _Multigrid:
         for level in range(1, len(self.grids)):
             g = self.grids[level]
             st = self.stencils[level]
-            st[:, 4:, 1 : g.h + 1, 1 : g.w + 1] = F.conv2d(
-                self.stencils[level - 1], self.weight, stride=2
-            )
+            st[:, 4:, 1 : g.h + 1, 1 : g.w + 1] = _galerkin(self.stencils[level - 1], self.weight)
             for k in range(4):
                 dy, dx = _OFFSETS[k]
                 st[:, k, 1 : g.h + 1, 1 : g.w + 1] = st[
