@@ -593,10 +593,12 @@ class _Multigrid:
         """Buffer holding ``M^-1 r``: one symmetric cycle from a zero guess.
 
         Jacobi, coarse correction, Jacobi on every grid; the first coarse grid
-        corrects twice in a row (a W-cycle at the top: the first coarse grid carries
-        the shape of the removed set, and solving it better saves a fine iteration,
-        measured 41-43 against 41-57 iterations over a 50-step curve).
+        corrects twice in a row (a W-cycle at the top: the first coarse grid still
+        carries the shape of the removed set, and solving it better saves fine
+        iterations).
         """
+        # Measured over a 50-step 224^2 curve at tol 1e-5: 41-43 iterations in all
+        # against 41-57 with a single correction.
         grid, c = self.grids[level], self.c
         buf = self.e[level]
         e = grid.planes(buf, c)
