@@ -199,7 +199,10 @@ def road_impute(
             device = generator.device if generator is not None else x.device
             noise = torch.randn(x.shape, generator=generator, dtype=work, device=device)
             noise = noise.to(x.device).mul_(float(noise_std))
-        out = x.clone()
+        out = torch.empty_like(x)
+        copied = (counts == 0).nonzero().flatten()  # nothing removed: the input as it is
+        if copied.numel() > 0:
+            out.index_copy_(0, copied, x.index_select(0, copied))
         for idx, sol, kept, _ in _solve_groups(x, mask, solve, work, tol, max_iter):
             if noise is not None:
                 sol.add_(noise[idx])
@@ -294,7 +297,9 @@ def _check_arguments(
         raise ValueError(f"max_iter must be an integer >= 1; got {max_iter!r}")
     x = inputs.detach()
     mask = mask.to(x.device).expand(target)
-    if not bool((torch.isfinite(x) | mask).all()):
+    # One reduction decides in the usual case; the exact test only if it is not finite
+    # (which removed pixels holding NaN or inf also cause).
+    if not bool(torch.isfinite(x.sum())) and not bool((torch.isfinite(x) | mask).all()):
         raise ValueError(
             "inputs must be finite on the kept pixels (removed ones may hold anything)"
         )
