@@ -113,15 +113,16 @@ def road_impute(
         example the per-channel baseline, shape ``(1, C, 1, 1)``, or a baseline
         image). Noise is added as for any removed pixel.
     tol : float
-        Stopping tolerance, relative to the largest absolute kept value of each
-        image and channel: iterate until the preconditioned residual, an
-        estimate of the remaining error at every pixel, is at most ``tol``
-        times that value, then apply it as a last correction. The largest
-        error is then typically a third of ``tol`` times that value: with the
-        default, errors of a few ``1e-5`` on images in ``[-1, 1]``, far below
-        ROAD's noise. Smaller values cost about one iteration per factor 10;
-        float32 bottoms out between ``1e-6`` and ``1e-5`` (use float64 inputs
-        for more).
+        Stopping tolerance, relative to the largest deviation of the kept
+        values from their mean, per image and channel (so adding a constant to
+        the images changes nothing): iterate until the preconditioned residual,
+        an estimate of the remaining error at every pixel, is at most ``tol``
+        times that deviation, then apply it as a last correction. The largest
+        error is then typically a third of ``tol`` times the deviation: with
+        the default, errors of a few ``1e-5`` on images in ``[-1, 1]``, far
+        below ROAD's noise. Smaller values cost about one iteration per factor
+        10; float32 bottoms out between ``1e-6`` and ``1e-5`` of the deviation
+        (use float64 inputs for more).
     max_iter : int
         Maximum number of conjugate-gradient iterations (one multigrid cycle
         each). A ``RuntimeWarning`` is issued if some system has not met
@@ -717,13 +718,14 @@ def _solve(
     r = mg.r
     xs = fine.planes(mg.x, c)
     xs.zero_()
-    torch.sub(kept, shift, out=fine.inner(xs))
-    fine.inner(xs).masked_fill_(removed, 0.0)
+    deviation = fine.inner(xs)
+    torch.sub(kept, shift, out=deviation)
+    deviation.masked_fill_(removed, 0.0)
+    largest = torch.maximum(deviation.amax(dim=(2, 3)), -deviation.amin(dim=(2, 3)))
+    threshold = tol * largest.unsqueeze(-1)
     mg.apply(0, mg.x, r)  # = -b: the stencil's diagonal part vanishes off the kept pixels
     r.neg_()
     xs.zero_()
-    largest = torch.maximum(kept.amax(dim=(2, 3)), -kept.amin(dim=(2, 3)))
-    threshold = tol * largest.unsqueeze(-1)
     p = fine.planes(mg.p, c)
     q = mg.q
     z = fine.planes(mg.vcycle(0, r), c)
@@ -753,7 +755,7 @@ def _solve(
             warnings.warn(
                 f"road_impute: {failed} of {n * c} systems did not reach tol={tol} in "
                 f"max_iter={max_iter} iterations (largest error estimate {worst:.2e} times "
-                "the largest kept value)",
+                "the largest deviation of the kept values from their mean)",
                 RuntimeWarning,
                 stacklevel=3,
             )
