@@ -123,7 +123,7 @@ def test_matches_spsolve(dtype, shape):
     out = road_impute(x, torch.tensor(masks), noise_std=0)
     assert out.dtype == dtype
     err = (out.double() - torch.tensor(ref)).abs().max().item()
-    assert err < 1e-4, err  # default tol=1e-4 of the largest value (< 1)
+    assert err < 1e-4, err  # default tol=1e-4 of the largest deviation (< 1)
     if dtype == torch.float64:
         tight = road_impute(x, torch.tensor(masks), noise_std=0, tol=1e-12)
         assert (tight - torch.tensor(ref)).abs().max().item() < 1e-10
