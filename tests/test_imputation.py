@@ -91,8 +91,16 @@ def random_masks(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         one = np.ones((h, w), bool)
         one[ky, kx] = False  # all but one pixel removed
         masks.append(one)
+    island = np.ones((h, w), bool)
+    island[h // 3 : h // 3 + 3, w // 2 : w // 2 + 3] = False  # a small kept island
+    masks.append(island)
     smooth = np.cumsum(np.cumsum(rng.standard_normal((h, w)), 0), 1)
     masks.append(smooth > np.median(smooth))  # large irregular blobs
+    few = np.zeros((h, w), bool)
+    few[h // 2, w // 2] = True  # a single removed pixel: singular coarse operators
+    masks.append(few.copy())
+    few[h // 2, w // 2 + 1] = few[0, w - 1] = True
+    masks.append(few)
     return np.stack(masks)
 
 
@@ -115,15 +123,19 @@ def test_matches_spsolve(dtype, shape):
     out = road_impute(x, torch.tensor(masks), noise_std=0)
     assert out.dtype == dtype
     err = (out.double() - torch.tensor(ref)).abs().max().item()
-    assert err < (1e-4 if dtype == torch.float32 else 1e-6), err
+    assert err < 1e-4, err  # default tol=1e-4 of the largest deviation (< 1)
+    if dtype == torch.float64:
+        tight = road_impute(x, torch.tensor(masks), noise_std=0, tol=1e-12)
+        assert (tight - torch.tensor(ref)).abs().max().item() < 1e-10
 
 
 def test_matches_spsolve_offset_and_scaled_data():
-    # The tolerance is relative to the data's magnitude: values in [-2, 3] as after
-    # ImageNet normalisation, and in [0, 255].
+    # The tolerance is relative to the kept values' largest deviation from their mean:
+    # values in [-2, 3] as after ImageNet normalisation, in [0, 255], and in [100, 101]
+    # (an offset changes nothing).
     rng = np.random.default_rng(3)
     masks = random_masks(rng, 24, 24)
-    for lo, hi, bound in ((-2.0, 3.0, 1e-4), (0.0, 255.0, 255e-4)):
+    for lo, hi, bound in ((-2.0, 3.0, 2.5e-4), (0.0, 255.0, 1.28e-2), (100.0, 101.0, 1e-4)):
         imgs = lo + (hi - lo) * rng.random((len(masks), 3, 24, 24))
         ref = np.stack([spsolve_reference(imgs[i], masks[i]) for i in range(len(masks))])
         out = road_impute(torch.tensor(imgs, dtype=torch.float32), torch.tensor(masks),
@@ -146,7 +158,7 @@ def _impute5(cells):
     removed = torch.zeros(5, 5, dtype=torch.bool)
     for cell in cells:
         removed[cell] = True
-    return x[0, 0], road_impute(x, removed, noise_std=0)[0, 0]
+    return x[0, 0], road_impute(x, removed, noise_std=0, tol=1e-14)[0, 0]
 
 
 def test_hand_single_centre_pixel():
@@ -196,7 +208,7 @@ def test_fixed_point_satisfies_stencil(shape):
     masks = torch.tensor(random_masks(rng, h, w))
     x = torch.tensor(rng.random((len(masks), 2, h, w)))
     default = road_impute(x, masks, noise_std=0)
-    assert stencil_defect(default, masks[:, None]) < 1e-5
+    assert stencil_defect(default, masks[:, None]) < 1e-4
     tight = road_impute(x, masks, noise_std=0, tol=1e-13)
     assert stencil_defect(tight, masks[:, None]) < 1e-11
 
@@ -235,7 +247,7 @@ def test_batched_equals_one_by_one():
     x = torch.tensor(rng.random((len(masks), 3, 20, 26)))
     # The batch iterates until its slowest system converges, so the results agree to
     # the tolerance, and to rounding with a tight one.
-    for tol, bound in ((1e-5, 1e-5), (1e-13, 1e-12)):
+    for tol, bound in ((1e-4, 1e-4), (1e-13, 1e-12)):
         batched = road_impute(x, masks, noise_std=0, tol=tol)
         single = torch.cat([road_impute(x[i : i + 1], masks[i : i + 1], noise_std=0, tol=tol)
                             for i in range(len(masks))])  # fmt: skip
@@ -341,11 +353,36 @@ def test_fully_removed_and_nothing_removed():
     assert torch.equal(out[0], fill[0].expand(3, 16, 16))
     assert torch.equal(out[1], x[1])  # nothing removed: unchanged, bit for bit
     ref = spsolve_reference(x[2].numpy(), removed[2, 0].numpy())
-    assert (out[2] - torch.tensor(ref)).abs().max() < 1e-6
+    assert (out[2] - torch.tensor(ref)).abs().max() < 1e-4
     scalar = road_impute(x, removed, noise_std=0, fill=-1.0)
     assert (scalar[0] == -1.0).all() and torch.equal(scalar[1:], out[1:])
     noisy = road_impute(x, removed, fill=-1.0, generator=torch.Generator().manual_seed(0))
     assert (noisy[0] != -1.0).all() and (noisy[0] + 1.0).abs().max() < 0.1
+
+
+def test_groups_agree(monkeypatch):
+    # On the CPU images are solved in groups of a few (one workspace, sizes differing
+    # by one); one image per group and all in one group give the same result.
+    import captum_submodular.imputation as imputation
+
+    rng = np.random.default_rng(5)
+    masks = torch.tensor(random_masks(rng, 19, 21))
+    x = torch.tensor(rng.random((len(masks), 2, 19, 21)))
+    results = []
+    for values in (1, 2 * 2 * 22 * 24 + 1, 2**30):  # 1 image, 2 images, all per group
+        monkeypatch.setattr(imputation, "_CPU_GROUP_VALUES", values)
+        results.append(road_impute(x, masks, noise_std=0, tol=1e-13))
+    assert all((r - results[0]).abs().max() < 1e-12 for r in results[1:])
+
+
+def test_removed_pixels_may_hold_anything():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 24, 24, generator=g)
+    removed = torch.rand(2, 1, 24, 24, generator=g) < 0.5
+    dirty = x.masked_fill(removed, float("nan"))
+    dirty[0, 0, removed[0, 0]] = float("inf")
+    clean = road_impute(x, removed, noise_std=0)
+    assert torch.equal(road_impute(dirty, removed, noise_std=0), clean)
 
 
 def test_warns_when_max_iter_is_too_small():
@@ -363,6 +400,7 @@ def test_warns_when_max_iter_is_too_small():
         (dict(inputs=torch.zeros(3, 8, 8)), "inputs must be a tensor of shape N x C x H x W"),
         (dict(inputs=torch.zeros(2, 3, 8, 8, dtype=torch.long)), "inputs must be a floating"),
         (dict(inputs=torch.zeros(0, 3, 8, 8)), "inputs must have non-empty"),
+        (dict(inputs=torch.full((2, 3, 8, 8), float("nan"))), "inputs must be finite"),
         (dict(removed=torch.zeros(2, 1, 8, 8)), "removed must be a bool tensor"),
         (dict(removed=np.zeros((8, 8), bool)), "removed must be a bool tensor"),
         (dict(removed=torch.zeros(2, 3, 8, 8, dtype=torch.bool)), "removed must have shape"),
