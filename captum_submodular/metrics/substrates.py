@@ -49,7 +49,7 @@ class RoadSubstrate:
 
     noise_std: float = 0.01
     seed: int = 0
-    tol: float = 1e-5
+    tol: float = 1e-4
     max_iter: int = 50
 
     def __post_init__(self) -> None:
