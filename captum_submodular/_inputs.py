@@ -90,7 +90,12 @@ def _is_int(value: Any) -> bool:
 def _describe(value: Any) -> str:
     if isinstance(value, Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}" if not isinstance(value, (list, tuple)) else type(value).__name__
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of shape {value.shape} (convert it with torch.as_tensor)"
+    if isinstance(value, (list, tuple, dict, set)):
+        return type(value).__name__
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 # --------------------------------------------------------------------------- inputs
