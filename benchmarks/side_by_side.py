@@ -14,10 +14,13 @@ Line-up (``captum_submodular.compare.standard_methods``, ``include=STANDARD_METH
 * ``IntegratedGradients`` (32 steps) and ``LayerGradCam`` (timm's ``conv_head``,
   upsampled bilinearly).
 
-Metrics: pixel-grid insertion from the baseline (0), insertion from a blurred start and
-deletion; 50 steps; softmax of the predicted class.  The search's own region-level
-curves (region mode of the metrics on each method's mask, as the papers report) are
-added for ``ours`` and ``published``.
+Metrics (:data:`METRICS`): pixel-grid insertion from the baseline (0), insertion from a
+blurred start, deletion (MoRF) and deletion least relevant first (LeRF) to the baseline,
+and ROAD's MoRF, LeRF and combined score (noisy linear imputation, σ = 0.01, seed 0);
+50 steps; softmax of the predicted class.  The search's own region-level curves (region
+mode of the metrics on each method's mask, as the papers report) are added for ``ours``
+and ``published``.  The merge also ranks the methods under every metric and reports how
+well the MoRF and LeRF rankings agree (Spearman's ρ) with each substrate.
 
 The 20 images are split into shards so that two processes can share the two cores::
 
@@ -42,8 +45,13 @@ import torch
 
 from captum_submodular.compare import STANDARD_METHODS, Comparison, compare, standard_methods
 from captum_submodular.data import imagenet_samples, skimage_samples
-from captum_submodular.metrics import deletion, insertion
+from captum_submodular.metrics import METRICS, deletion, insertion
 from captum_submodular.models import load_model
+from captum_submodular.search import DEFAULT_SEARCH
+
+#: The columns of the table.
+TABLE_METRICS = ("insertion", "insertion_blur", "deletion", "deletion_lerf", "road_morf", "road_lerf",
+                 "road_combined")
 
 FIGURE_IMAGES = ("imagenet_00", "imagenet_04", "imagenet_17")
 
@@ -63,7 +71,7 @@ def run_shard(args: argparse.Namespace) -> None:
     methods = standard_methods(model, include=STANDARD_METHODS, n_segments=args.regions, search=args.search,
                                perturbations_per_eval=args.ppe)
     t0 = time.time()
-    result = compare(model, x, None, methods, metrics=("insertion", "deletion", "insertion_blur"),
+    result = compare(model, x, None, methods, metrics=TABLE_METRICS,
                      n_steps=50, names=[s.name for s in samples], show_progress=not args.no_progress)
     # The searches' own curves: region mode on each submodular method's mask.
     region = {}
@@ -114,8 +122,29 @@ def merge(args: argparse.Namespace) -> None:
         lines.append(f"| {name} | {r[:, 0].mean():.1f} | {r[:, 1].mean():.3f} ± {r[:, 1].std(ddof=1):.3f} | "
                      f"{r[:, 2].mean():.3f} ± {r[:, 2].std(ddof=1):.3f} |")
     # Rank of every method per metric (1 = best) and margins of ours.
+    lines += ["", "Rank of each method under each metric (1 = best mean):", "",
+              "| method | " + " | ".join(result.metrics) + " |", "|---|" + "---:|" * len(result.metrics)]
+    ranks = {}
+    for metric in result.metrics:
+        higher = METRICS[metric].higher_is_better
+        means = {n: float(np.mean(result.values[n][metric])) for n in result.methods}
+        ordered = sorted(means, key=lambda n: -means[n] if higher else means[n])
+        ranks[metric] = {n: ordered.index(n) + 1 for n in result.methods}
+    for n in result.methods:
+        lines.append(f"| {n} | " + " | ".join(str(ranks[m][n]) for m in result.metrics) + " |")
+
+    def spearman(a: str, b: str) -> float:
+        ra = np.array([ranks[a][n] for n in result.methods], dtype=float)
+        rb = np.array([ranks[b][n] for n in result.methods], dtype=float)
+        return float(np.corrcoef(ra, rb)[0, 1])
+
+    lines += ["", "Agreement of the MoRF and LeRF rankings (Spearman's ρ of the method ranks):", ""]
+    for name, morf, lerf in (("constant baseline", "deletion", "deletion_lerf"), ("ROAD", "road_morf", "road_lerf")):
+        if morf in ranks and lerf in ranks:
+            lines.append(f"- {name}: ρ(MoRF, LeRF) = {spearman(morf, lerf):+.2f}")
     lines += ["", "Margin of `ours` over the best other method (positive = ours better):", ""]
-    for metric, higher in (("insertion", True), ("insertion_blur", True), ("deletion", False)):
+    for metric in result.metrics:
+        higher = METRICS[metric].higher_is_better
         means = {n: float(np.mean(result.values[n][metric])) for n in result.methods}
         others = {n: v for n, v in means.items() if n != "ours"}
         best = max(others, key=others.get) if higher else min(others, key=others.get)
@@ -133,8 +162,8 @@ def merge(args: argparse.Namespace) -> None:
     picks = [i for i, n in enumerate(result.names) if n in FIGURE_IMAGES] or [0, 1, 2][: result.n_examples]
     result.figure(os.path.join(args.out, f"{args.dataset}-figure.png"), examples=picks,
                   to_display=lm.to_display, class_names=lm.class_names,
-                  title=f"EfficientNet-Lite0, {result.n_examples} images: ours = accelerated search, "
-                        "published = bidirectional (the default)")
+                  title=f"EfficientNet-Lite0, {result.n_examples} images: ours = the default search, "
+                        "published = LiMA's two-sided search")
 
 
 def main() -> None:
@@ -143,7 +172,7 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true", help="join the shards: table, JSON, CSV, figure")
     ap.add_argument("--dataset", choices=("imagenet", "skimage"), default="imagenet")
     ap.add_argument("--regions", type=int, default=49, help="SLIC regions of ours and the region baselines")
-    ap.add_argument("--search", default="accelerated", help="search of the `ours` row")
+    ap.add_argument("--search", default=DEFAULT_SEARCH, help="search of the `ours` row (default: the package's)")
     ap.add_argument("--limit", type=int, default=None, help="at most this many images per shard")
     ap.add_argument("--ppe", type=int, default=16, help="perturbations_per_eval (16 is fastest on this CPU)")
     ap.add_argument("--threads", type=int, default=1)

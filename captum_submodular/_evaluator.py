@@ -72,7 +72,7 @@ class Evaluator:
     """Evaluates composed inputs for many examples in shared, bounded model calls."""
 
     def __init__(self, owner: Any, examples: List[Example], add_args: Any,
-                 n: int, batch: int, show_progress: bool) -> None:
+                 n: int, batch: int, show_progress: Optional[bool], auto_threshold: int = 256) -> None:
         self.owner = owner
         self.examples = examples
         self.add_args = add_args
@@ -81,8 +81,11 @@ class Evaluator:
         self.output_eps = 0.0  # machine epsilon of the model outputs seen (see `resolution`)
         self.example_shape: Optional[Tuple[int, ...]] = None  # output shape per example, from the first call
         self.bar = None
+        total = self._expected_total(examples)
+        if show_progress is None:  # automatic: only calls expected to take more than a few seconds
+            expected = total if total is not None else sum(e.m * e.m for e in examples)
+            show_progress = expected >= auto_threshold
         if show_progress:
-            total = self._expected_total(examples)
             self.bar = progress(desc=f"{type(owner).__name__} attribution", total=total, unit="evals")
 
     def _expected_total(self, examples: List[Example]) -> Optional[int]:

@@ -21,7 +21,30 @@ from .objective import OUTPUT_TYPES, ObjectiveWeights, effectiveness, objective_
 from .regions import default_mask, window_grid_mask
 from .search import DEFAULT_SEARCH, SearchStrategy, get_search, minimum_evaluations
 
-__all__ = ["SubmodularAttribution", "SubmodularResult", "NonFiniteOutputError", "ATTRIBUTION_MAPS"]
+__all__ = ["SubmodularAttribution", "SubmodularResult", "NonFiniteOutputError", "ATTRIBUTION_MAPS",
+           "auto_perturbations_per_eval", "AUTO_PROGRESS_EVALUATIONS"]
+
+#: Composed-input memory one automatic model call may use (``perturbations_per_eval=None``).
+AUTO_BATCH_BYTES = 64 * 2**20
+#: Most composed inputs per automatic call: on the CPU, larger batches are no faster per input.
+AUTO_BATCH_CPU = 16
+AUTO_BATCH_ACCELERATOR = 64
+#: ``show_progress=None`` shows a bar when a call is expected to need at least this many
+#: model evaluations (a few seconds for an ImageNet classifier on a CPU).
+AUTO_PROGRESS_EVALUATIONS = 256
+
+
+def auto_perturbations_per_eval(inputs: Union[Tensor, Tuple[Tensor, ...]]) -> int:
+    """The automatic ``perturbations_per_eval``: composed inputs per model call.
+
+    As many as fit in ``AUTO_BATCH_BYTES`` (64 MiB) of input memory, at most
+    ``AUTO_BATCH_CPU`` (16) on the CPU, where bigger batches are no faster per input, and
+    ``AUTO_BATCH_ACCELERATOR`` (64) on a GPU; at least 1.
+    """
+    xs = as_tuple(inputs)
+    row = sum(int(x[0].numel()) * x.element_size() for x in xs if isinstance(x, Tensor) and x.dim() > 0)
+    cap = AUTO_BATCH_CPU if xs[0].device.type == "cpu" else AUTO_BATCH_ACCELERATOR
+    return int(max(1, min(cap, AUTO_BATCH_BYTES // max(1, row))))
 
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
 
@@ -263,8 +286,8 @@ class SubmodularAttribution(PerturbationAttribution):
         target: Any = None,
         additional_forward_args: Any = None,
         feature_mask: Union[Tensor, Tuple[Tensor, ...], None] = None,
-        perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        perturbations_per_eval: Optional[int] = None,
+        show_progress: Optional[bool] = None,
         **kwargs: Any,
     ) -> TensorOrTuple:
         r"""Attribution map shaped like ``inputs`` (tensor in, tensor out; tuple in, tuple out).
@@ -297,9 +320,15 @@ class SubmodularAttribution(PerturbationAttribution):
             a 7×7 grid on ``N×C×H×W`` inputs, one region per last-axis position
             otherwise (see :func:`captum_submodular.regions.default_mask`).
         perturbations_per_eval:
-            Most composed inputs per model call (bounds memory).
+            Most composed inputs per model call (Captum's meaning; bounds memory).  Any int
+            ≥ 1 is honoured.  Default ``None``: automatic, :func:`auto_perturbations_per_eval`
+            (as many composed inputs as fit in 64 MiB, at most 16 per call on the CPU and 64
+            on an accelerator).  The result does not depend on it.
         show_progress:
-            Show a progress bar over model evaluations.
+            ``True`` / ``False``: a progress bar over model evaluations on stderr, or none.
+            Default ``None``: a bar only when the call is expected to take more than a few
+            seconds (an expected :data:`AUTO_PROGRESS_EVALUATIONS` model evaluations or more),
+            so short calls print nothing.
         **kwargs:
             ``sliding_window_shapes`` / ``strides`` (Occlusion's call: windows become a
             grid of non-overlapping tiles, see
@@ -330,8 +359,8 @@ class SubmodularAttribution(PerturbationAttribution):
         target: Any = None,
         additional_forward_args: Any = None,
         feature_mask: Union[Tensor, Tuple[Tensor, ...], None] = None,
-        perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        perturbations_per_eval: Optional[int] = None,
+        show_progress: Optional[bool] = None,
         **kwargs: Any,
     ) -> List[SubmodularResult]:
         """Same arguments as :meth:`attribute`; returns one :class:`SubmodularResult` per example.
@@ -388,7 +417,8 @@ class SubmodularAttribution(PerturbationAttribution):
                   perturbations_per_eval: Any, kwargs: Dict[str, Any]) -> Tuple[List[Example], bool, int, Any]:
         """Every argument checked (before any model call) → per-example state."""
         xs, was_tuple, n = check_inputs(inputs)
-        ppe = check_positive_int(perturbations_per_eval, "perturbations_per_eval")
+        ppe = (auto_perturbations_per_eval(xs) if perturbations_per_eval is None
+               else check_positive_int(perturbations_per_eval, "perturbations_per_eval", none="automatic"))
         kwargs = dict(kwargs)
         threshold = check_real(kwargs.pop("threshold", None), "threshold")
         masks = self._region_masks(feature_mask, xs, kwargs)
@@ -434,16 +464,19 @@ class SubmodularAttribution(PerturbationAttribution):
         target: Any,
         additional_forward_args: Any,
         feature_mask: Any,
-        perturbations_per_eval: int,
-        show_progress: bool,
+        perturbations_per_eval: Optional[int],
+        show_progress: Optional[bool],
         **kwargs: Any,
     ) -> Tuple[List[SubmodularResult], bool]:
         examples, was_tuple, ppe, threshold = self._examples(
             inputs, baselines, target, feature_mask, perturbations_per_eval, kwargs)
+        if show_progress is not None and not isinstance(show_progress, bool):
+            raise ValueError(f"`show_progress` must be None (automatic), True or False, got {show_progress!r}.")
         add_args = format_afa(additional_forward_args)
         with model_guard(self.forward_func, self.embedding, train_mode=self.train_mode,
                          caller=type(self).__name__, hint=" (or pass train_mode='error' to refuse it)"):
-            evaluator = Evaluator(self, examples, add_args, len(examples), ppe, show_progress)
+            evaluator = Evaluator(self, examples, add_args, len(examples), ppe, show_progress,
+                                  AUTO_PROGRESS_EVALUATIONS)
             try:
                 # First forward: the unperturbed inputs (checks the output and the target, fills the cache).
                 evaluator.evaluate([(e, torch.ones(1, e.m, dtype=torch.bool)) for e in examples],

@@ -33,7 +33,24 @@ from .regions import REGION_BUILDERS, build_regions, describe_regions
 from .search import DEFAULT_SEARCH, get_search
 
 __all__ = ["ExplainConfig", "MethodRun", "ImageExplanation", "explain_image", "OCCLUSION_WINDOW",
-           "OCCLUSION_STRIDES", "check_curve_metrics"]
+           "OCCLUSION_STRIDES", "check_curve_metrics", "RegionCountError"]
+
+
+class RegionCountError(ValueError):
+    """The regions built for an image are too few or too many for the search.
+
+    ``count`` is what the builder gave, ``requested`` the ``n_regions`` asked for,
+    ``limit`` the search's maximum and ``search`` its name; the command line words the
+    message in its flags.
+    """
+
+    def __init__(self, count: int, requested: int, limit: int, search: str, regions: str) -> None:
+        self.count, self.requested, self.limit, self.search, self.regions = count, requested, limit, search, regions
+        if count < 2:
+            why = "a subset search needs at least 2 (is the image uniform?); ask for more regions or a grid"
+        else:
+            why = f"more than the {limit:,} that search {search!r} takes; ask for fewer regions or another search"
+        super().__init__(f"the {regions} regions of this image are {count} (n_regions={requested}): {why}")
 
 #: Captum's Occlusion tutorial settings (ImageNet models).
 OCCLUSION_WINDOW = (3, 15, 15)
@@ -73,7 +90,8 @@ class ExplainConfig:
     n_steps:
         Steps of the pixel-grid metric curves.
     perturbations_per_eval:
-        Most perturbed inputs per model call (search, Occlusion and metrics).
+        Most perturbed inputs per model call (search, Occlusion and metrics); ``None``
+        (default): automatic, :func:`captum_submodular.attribution.auto_perturbations_per_eval`.
     baselines:
         The value that means "absent" (model input space), for the search and the metrics.
     occlusion:
@@ -91,7 +109,7 @@ class ExplainConfig:
     target: Union[str, int] = "predicted"
     metrics: Tuple[str, ...] = ("insertion", "deletion")
     n_steps: int = 50
-    perturbations_per_eval: int = 64
+    perturbations_per_eval: Optional[int] = None
     baselines: float = 0.0
     occlusion: bool = False
     show_progress: bool = False
@@ -105,6 +123,8 @@ class ExplainConfig:
             raise ValueError("regions must be a region kind or a callable (x, loaded_model, target) -> mask")
         for name in ("n_steps", "perturbations_per_eval"):
             value = getattr(self, name)
+            if value is None and name == "perturbations_per_eval":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int ≥ 1, got {value!r}")
         if isinstance(self.n_regions, bool) or not isinstance(self.n_regions, int) or self.n_regions < 2:
@@ -170,6 +190,9 @@ class ImageExplanation:
         and ``occlusion`` (when run); ``total`` sums them.
     seconds:
         Wall time of the whole image.
+    image_size:
+        ``(width, height)`` of the image before the model's preprocessing (which may
+        resize and crop it: ``x`` is what the model saw).
     """
 
     name: str
@@ -190,6 +213,7 @@ class ImageExplanation:
     n_steps: int
     evaluations: Dict[str, int]
     seconds: float
+    image_size: Optional[Tuple[int, int]] = None
 
     @property
     def runs(self) -> List[MethodRun]:
@@ -234,6 +258,7 @@ class ImageExplanation:
             "name": self.name,
             "model": model_name,
             "input_shape": list(self.x.shape[1:]),
+            "image_size": None if self.image_size is None else list(self.image_size),
             "target": self.target,
             "target_source": self.target_source,
             "class_name": cname(self.target),
@@ -267,7 +292,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _occlusion(model: Any, x: Tensor, target: int, cfg: ExplainConfig) -> MethodRun:
+def _occlusion(model: Any, x: Tensor, target: int, cfg: ExplainConfig, ppe: int) -> MethodRun:
     from captum.attr import Occlusion
 
     # Captum's own bar counts something else than model inputs; count them ourselves.
@@ -279,7 +304,7 @@ def _occlusion(model: Any, x: Tensor, target: int, cfg: ExplainConfig) -> Method
         with torch.no_grad():
             attrs = Occlusion(forward).attribute(
                 x, sliding_window_shapes=OCCLUSION_WINDOW, strides=OCCLUSION_STRIDES, baselines=cfg.baselines,
-                target=target, perturbations_per_eval=cfg.perturbations_per_eval)
+                target=target, perturbations_per_eval=ppe)
     finally:
         forward.close()
     return MethodRun("Occlusion", attrs.detach().cpu(), time.perf_counter() - start, forward.rows)
@@ -307,7 +332,7 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
     log:
         Called with one line on the explained class.
     """
-    from .attribution import NonFiniteOutputError, SubmodularAttribution
+    from .attribution import NonFiniteOutputError, SubmodularAttribution, auto_perturbations_per_eval
 
     start = time.perf_counter()
     model = loaded.model
@@ -317,6 +342,7 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
                          f"{getattr(x, 'shape', type(x).__name__)}")
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
     x = x[None].to(params[0].device if params else "cpu")
+    ppe = config.perturbations_per_eval or auto_perturbations_per_eval(x)
     targets: Any = int(config.target) if isinstance(config.target, int) else None
     if config.target == "label":
         if label is None:
@@ -325,7 +351,7 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
     counting = CountingForward(model)
     # Curves evaluate their own clean point: every recorded area equals the metric function's.
     bound = Faithfulness(counting, x, targets, config.baselines, n_steps=config.n_steps,
-                         perturbations_per_eval=config.perturbations_per_eval, reuse_clean_output=False)
+                         perturbations_per_eval=ppe, reuse_clean_output=False)
     classified = counting.rows
     if not torch.isfinite(bound.clean).all():
         raise NonFiniteOutputError("the model output on the image contains NaN or inf")
@@ -350,13 +376,16 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
         description = f"{int(torch.unique(mask).numel())} regions: {config.regions_name}"
     if explainer is None:
         explainer = SubmodularAttribution(model, search=config.search, weights=config.weights)
+    count = int(torch.unique(mask).numel())
+    if not 2 <= count <= explainer.search.max_regions:
+        raise RegionCountError(count, config.n_regions, explainer.search.max_regions, config.search_name,
+                               config.regions if isinstance(config.regions, str) else config.regions_name)
     t0 = time.perf_counter()
     (result,) = explainer.explain(x, baselines=config.baselines, target=target, feature_mask=mask,
-                                  perturbations_per_eval=config.perturbations_per_eval,
-                                  show_progress=config.show_progress)
+                                  perturbations_per_eval=ppe, show_progress=config.show_progress)
     sub = MethodRun("SubmodularAttribution", result.attributions.detach().cpu(), time.perf_counter() - t0,
                     int(result.n_evaluations))
-    occ = _occlusion(model, x, target, config) if config.occlusion else None
+    occ = _occlusion(model, x, target, config, ppe) if config.occlusion else None
     evaluations = {"classification": classified, "search": sub.n_evaluations}
     if occ is not None:
         evaluations["occlusion"] = occ.n_evaluations
@@ -370,4 +399,4 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
         predicted=predicted, label=label, mask=mask.detach().cpu(), regions=config.regions_name,
         regions_description=description, search=config.search_name, result=result, submodular=sub,
         occlusion=occ, metrics=config.metrics, n_steps=config.n_steps, evaluations=evaluations,
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start, image_size=tuple(getattr(image, "size", ())) or None)

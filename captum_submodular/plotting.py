@@ -91,12 +91,15 @@ def overlay(
     percentile: float = 99.5,
     cmap: str = "RdBu_r",
     fontsize: float = 8,
+    key: bool = False,
 ) -> float:
     """Draw ``image`` in muted colours with the attribution map on top.
 
     The map (channel-summed) is divided by the ``percentile``-th percentile of
     its absolute values, clipped to ``[-1, 1]`` and shown with ``cmap``
-    centred on 0; opacity grows with ``|value|``. Returns the scale used.
+    centred on 0 (red: supports the target, blue: opposes it); opacity grows
+    with ``|value|``. With ``key=True`` a colour key in the map's own units is
+    drawn beside it (:func:`colour_key`). Returns the scale used.
     """
     import matplotlib
 
@@ -116,7 +119,37 @@ def overlay(
     ax.set_yticks([])
     if title is not None:
         ax.set_title(title, fontsize=fontsize)
+    if key:
+        colour_key(ax, scale, cmap=cmap, fontsize=fontsize - 1.5)
     return scale
+
+
+def colour_key(ax: Any, scale: float, *, cmap: str = "RdBu_r", fontsize: float = 6.5,
+               label: Optional[str] = None, orientation: str = "vertical") -> Any:
+    """A colour key for an :func:`overlay`, centred at 0: ``−scale`` (blue, opposes the target)
+    to ``+scale`` (red, supports it).  ``ax`` is the map's axes (the key steals a slim strip
+    beside it) or an empty axes made for the key.  Returns the colour bar."""
+    import matplotlib
+    from matplotlib.cm import ScalarMappable
+
+    fig = ax.figure
+    mappable = ScalarMappable(norm=matplotlib.colors.Normalize(-scale, scale), cmap=matplotlib.colormaps[cmap])
+    if not ax.images:  # an empty axes made for the key: draw into it
+        bar = fig.colorbar(mappable, cax=ax, orientation=orientation, ticks=[-scale, 0.0, scale])
+    else:  # the map's axes: steal a slim strip beside it
+        bar = fig.colorbar(mappable, ax=ax, orientation=orientation, fraction=0.046, pad=0.02,
+                           ticks=[-scale, 0.0, scale])
+    bar.ax.tick_params(labelsize=fontsize)
+    names = [f"{-scale:.2g}\nopposes", "0", f"{scale:.2g}\nsupports"]
+    if orientation == "vertical":
+        bar.ax.set_yticklabels(names)
+    else:
+        bar.ax.set_xticklabels([n.replace("\n", " ") for n in names])
+    if label:
+        bar.set_label(label, fontsize=fontsize)
+        if orientation == "horizontal":
+            bar.ax.xaxis.set_label_position("top")
+    return bar
 
 
 def mean_curve(fractions: ArrayLike, scores: ArrayLike, grid_size: int = 201) -> Tuple[np.ndarray, np.ndarray]:
@@ -145,12 +178,14 @@ def plot_curves(
     xlabel: str = "fraction of the input changed",
     ylabel: str = "p(target)",
     colors: Optional[Mapping[str, Any]] = None,
-    legend_loc: str = "best",
+    legend_loc: str = "below",
     fontsize: float = 8,
 ) -> None:
     """One line per name: ``curves[name] = (fractions, scores)`` (1-D, or ``N×P`` to average).
 
-    ``areas[name]``, when given, is appended to the legend entry as ``AUC``.
+    ``areas[name]``, when given, is appended to the legend entry as ``AUC``.  The legend
+    goes below the axes (``legend_loc="below"``, default) so it never hides a curve, or at
+    any Matplotlib location.
     """
     for i, (name, (fr, sc)) in enumerate(curves.items()):
         f, s = _numpy(fr), _numpy(sc)
@@ -166,7 +201,9 @@ def plot_curves(
     ax.grid(alpha=0.3)
     if title is not None:
         ax.set_title(title, fontsize=fontsize + 1)
-    if curves:
+    if curves and legend_loc == "below":
+        ax.legend(fontsize=fontsize - 1, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False)
+    elif curves:
         ax.legend(fontsize=fontsize - 1, loc=legend_loc, framealpha=0.85)
 
 
@@ -219,8 +256,7 @@ def _curve_panel(ax: Any, metric: str, runs: Sequence[Any]) -> None:
     colours = {_short(r.method): _COLOURS.get(r.method, f"C{i}") for i, r in enumerate(runs)}
     better = "higher is better" if spec.higher_is_better else "lower is better"
     plot_curves(ax, curves, areas=areas, colors=colours, title=f"{spec.title or metric} ({better})",
-                xlabel="fraction of pixels " + ("inserted" if spec.curve == "insertion" else "deleted"),
-                legend_loc="lower right" if spec.curve == "insertion" else "upper right")
+                xlabel="fraction of pixels " + ("inserted" if spec.curve == "insertion" else "deleted"))
     for r in runs:
         ax.fill_between(_numpy(r.curves[metric].fractions[0]), _numpy(r.curves[metric].scores[0]),
                         color=colours[_short(r.method)], alpha=0.07)
@@ -239,7 +275,7 @@ def _search_curve_panel(ax: Any, curves: Tuple[List[float], List[float]]) -> Non
     ax.set_ylim(0, 1.02)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7.5, loc="center right", framealpha=0.85)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     ax.set_box_aspect(1)
 
 
@@ -267,8 +303,11 @@ def explanation_figure(explanations: Sequence[Any], path: str, to_display: Calla
         tname = names[e.target] if e.target < len(names) else str(e.target)
         label = f"\nlabel: {names[e.label] if e.label < len(names) else e.label}" if e.label is not None else ""
         ax[0].imshow(image)
-        ax[0].set_title(f"{e.name}\n{tname} (p = {float(e.probabilities[e.target]):.2f}){label}", fontsize=9)
-        overlay(ax[1], image, e.submodular.attributions[0], fontsize=9,
+        h, w = int(e.x.shape[-2]), int(e.x.shape[-1])
+        seen = "" if e.image_size is None or tuple(e.image_size) == (w, h) else \
+            f"\nmodel input {w}×{h} from the {e.image_size[0]}×{e.image_size[1]} photo"
+        ax[0].set_title(f"{e.name}\n{tname} (p = {float(e.probabilities[e.target]):.2f}){label}{seen}", fontsize=9)
+        overlay(ax[1], image, e.submodular.attributions[0], fontsize=9, key=True,
                 title=f"SubmodularAttribution\n{e.regions_description}\n"
                       f"{e.submodular.n_evaluations:,} evals, {e.submodular.seconds:.0f} s")
         mask = e.mask[0, 0].numpy()
@@ -279,7 +318,7 @@ def explanation_figure(explanations: Sequence[Any], path: str, to_display: Calla
         col = 3
         if with_occlusion:
             if e.occlusion is not None:
-                overlay(ax[col], image, e.occlusion.attributions[0], fontsize=9,
+                overlay(ax[col], image, e.occlusion.attributions[0], fontsize=9, key=True,
                         title=f"Occlusion (15×15, stride 8)\n"
                               f"{e.occlusion.n_evaluations:,} evals, {e.occlusion.seconds:.0f} s")
             col += 1

@@ -497,7 +497,7 @@ def test_target_out_of_range_is_caught_at_the_first_forward():
     model = Counting(tiny_cnn(16))
     with pytest.raises(ValueError, match="`target`.*out of range"):
         SubmodularAttribution(model).attribute(torch.randn(2, 3, 6, 6), target=7,
-                                               feature_mask=grid_mask(6, 6, grid=2))
+                                               feature_mask=grid_mask(6, 6, grid=2), perturbations_per_eval=1)
     assert model.calls == [1]  # only the first unperturbed example went through (ppe=1)
 
 

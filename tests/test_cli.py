@@ -294,3 +294,72 @@ def test_resolve_target():
         resolve_target("cat", names)
     with pytest.raises(ValueError, match="did you mean 'dog'"):
         resolve_target("dgo", names)
+
+
+# --------------------------------------------------------------------------- what the user reads
+
+
+def test_explain_writes_the_good_images_and_fails_on_the_bad(image_file, tmp_path, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "mixed"
+    rc = main(["explain", image_file, str(bad), "--out", str(out), *FAST])
+    captured = capsys.readouterr()
+    assert rc == 1  # some failed
+    assert (out / "photo.png").exists() and (out / "photo.json").exists()
+    assert "broken.jpg" in captured.err and "not a recognised image" in captured.err
+    assert "1 of 2 image(s) failed" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_summary_line_says_what_the_evaluations_include(image_file, tmp_path, capsys):
+    rc = main(["explain", image_file, "--out", str(tmp_path / "o"), *FAST])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    last = captured.out.splitlines()[-1]
+    assert "(classification 1, search " in last and ", metrics " in last
+    record = json.loads((tmp_path / "o" / "photo.json").read_text())
+    counts = record["n_evaluations"]
+    assert counts["total"] == counts["classification"] + counts["search"] + counts["metrics"]
+    assert counts["search"] == record["methods"]["SubmodularAttribution"]["n_evaluations"]
+    assert f"{counts['total']:,} model evaluations" in last
+    sub = record["methods"]["SubmodularAttribution"]
+    # region values are aligned with region ids; the order is separate
+    assert len(sub["region_values"]) == len(sub["region_ids"]) == len(sub["order"])
+    values = dict(zip(sub["region_ids"], sub["region_values"]))
+    ranked = sorted(values, key=lambda rid: -values[rid])
+    assert ranked == sub["order"]
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--n-regions", "1"], ["--n-regions", "at least 2"]),
+    (["--n-regions", "5000", "--search", "bidirectional"], ["--n-regions 5000", "--search bidirectional"]),
+])
+def test_region_limits_are_refused_in_the_flags_words_before_the_model_loads(argv, needles, image_file, tmp_path,
+                                                                            capsys):
+    rc = main(["explain", image_file, "--out", str(tmp_path / "o"), "--model-factory", FACTORY, *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and "error: " in err
+    for needle in needles:
+        assert needle in err, err
+    assert "model tiny" not in err  # refused before the model was loaded
+    assert "feature_mask" not in err and "BidirectionalSearch" not in err
+
+
+def test_help_shows_the_region_limits(capsys):
+    assert main(["explain", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "at most 256" in out and "at most 1,024" in out
+
+
+def test_old_flag_spellings_still_work_with_a_deprecation_message(image_file, tmp_path, capsys):
+    rc = main(["explain", image_file, "--out", str(tmp_path / "o"), "--batch-size", "3",
+               *[a for a in FAST if a != "--no-progress"], "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "--batch-size is deprecated" in captured.err and "--perturbations-per-eval" in captured.err
+    from captum_submodular.cli import build_parser
+
+    args = build_parser().parse_args(["compare", "--regions", "36", "--steps", "7"])
+    assert (args.regions, args.n_regions, args.n_steps) == ("slic", 36, 7)
+    assert "deprecated" in capsys.readouterr().err

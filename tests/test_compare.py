@@ -234,7 +234,7 @@ def test_table_json_csv_figure(setup, tmp_path):
     png = tmp_path / "fig.png"
     fig = res.figure(png, examples=[0, 2])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(fig.axes) == 2 * (1 + len(methods)) + 3  # maps + one curve panel per metric
+    assert len(fig.axes) == 2 * (1 + len(methods)) + 3 + 1  # maps + one curve panel per metric + the colour key
 
 
 # ----------------------------------------------------------------- region mode vs. the search

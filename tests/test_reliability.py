@@ -608,7 +608,7 @@ def attribution_cases(draw):
     draw(target_part(case, output_type, needs_target=True))
     draw(baselines_part(case))
     draw(mask_part(case, max_regions, True))
-    case.ppe = draw(st.sampled_from([1, 1, 7, 1000, 2]))
+    case.ppe = draw(st.sampled_from([1, 1, 7, 1000, 2, None]))  # None: automatic
     if bad(draw, case, "ppe", 12):
         case.ppe = draw(st.sampled_from([0, -1, True, 2.5]))
         case.fault("perturbations_per_eval", PRE)

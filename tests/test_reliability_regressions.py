@@ -134,11 +134,13 @@ def test_2_one_output_per_example_with_logits_names_output_type_scalar():
     for f in (lambda t: lin(t.flatten(1))[:, 0], lambda t: lin(t.flatten(1))[:, :1]):
         counting = Counting(f)
         with pytest.raises(ValueError, match="output_type='scalar'"):
-            SubmodularAttribution(counting).attribute(x, target=0 if f(x).dim() == 2 else None, feature_mask=MASK)
+            SubmodularAttribution(counting).attribute(x, target=0 if f(x).dim() == 2 else None, feature_mask=MASK,
+                                                      perturbations_per_eval=1)
         assert counting.calls == [1]  # at the first forward of the clean input
     counting = Counting(lambda t: torch.sigmoid(lin(t.flatten(1))[:, :1]))
     with pytest.raises(ValueError, match="output_type='probabilities' needs at least 2 classes.*'scalar'"):
-        SubmodularAttribution(counting, output_type="probabilities").attribute(x, target=0, feature_mask=MASK)
+        SubmodularAttribution(counting, output_type="probabilities").attribute(x, target=0, feature_mask=MASK,
+                                                                               perturbations_per_eval=1)
     assert counting.calls == [1]
     # the scalar reading is batch-independent and not all zero
     sa = SubmodularAttribution(lambda t: lin(t.flatten(1))[:, 0], output_type="scalar")
@@ -425,7 +427,7 @@ def test_19_negative_targets_count_from_the_end_as_in_captum():
         torch.testing.assert_close(sa.attribute(x, target=t, feature_mask=mask), ref, rtol=0, atol=0)
     counting = Counting(model)
     with pytest.raises(ValueError, match=r"`target` -6 is out of range.*-5\.\.-1"):
-        SubmodularAttribution(counting).attribute(x, target=-6, feature_mask=mask)
+        SubmodularAttribution(counting).attribute(x, target=-6, feature_mask=mask, perturbations_per_eval=1)
     assert counting.calls == [1]
     a = torch.randn(2, 3, 6, 6)
     for fn in (insertion, deletion):

@@ -53,6 +53,21 @@ run 'captum-submodular COMMAND --help' for the options of each command.
 
 
 
+def flag_message(exc: Exception) -> str:
+    """A pipeline error worded in the flags the user typed."""
+    from ..pipeline import RegionCountError
+    from ._options import region_limits
+
+    if isinstance(exc, RegionCountError):
+        if exc.count < 2:
+            return (f"--regions {exc.regions} --n-regions {exc.requested} gave {exc.count} region(s) on this image; "
+                    "a subset search needs at least 2 (is the image uniform?): raise --n-regions or use --regions grid")
+        return (f"--regions {exc.regions} --n-regions {exc.requested} gave {exc.count} regions on this image, more "
+                f"than the {exc.limit:,} that --search {exc.search} takes ({region_limits()}): lower --n-regions "
+                "or pick another --search")
+    return str(exc) or type(exc).__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``captum-submodular`` argument parser (each command sets ``func``)."""
     from .. import __version__
@@ -82,11 +97,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..attribution import NonFiniteOutputError
     from ..data import DataUnavailableError, ImageLoadError
     from ..models import ModelUnavailableError
+    from ..pipeline import RegionCountError
 
     expected = (CLIError, ValueError, ImageLoadError, ModelUnavailableError, DataUnavailableError,
                 FileNotFoundError, NonFiniteOutputError, OSError)
     try:
         return int(args.func(args))
+    except RegionCountError as exc:
+        print(f"error: {flag_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except expected as exc:
         message = str(exc) or type(exc).__name__
         if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename:

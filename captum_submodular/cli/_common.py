@@ -78,14 +78,20 @@ def unique_stem(stem: str, used: Dict[str, int]) -> str:
     return stem if n == 0 else f"{stem}_{n + 1}"
 
 
-def summary_line(files: List[str], seconds: float, evals: int) -> str:
-    return f"Done: wrote {len(files)} file(s) in {seconds:.1f} s with {evals:,} model evaluations."
+def summary_line(files: List[str], seconds: float, evals: Dict[str, int]) -> str:
+    """``Done: …`` with the model evaluations by kind (search, metrics, classification …)."""
+    total = sum(v for k, v in evals.items() if k != "total")
+    parts = ", ".join(f"{k} {v:,}" for k, v in evals.items() if k != "total" and v)
+    return (f"Done: wrote {len(files)} file(s) in {seconds:.1f} s with {total:,} model evaluations"
+            + (f" ({parts})." if parts else "."))
 
 
 def explain_config(args: argparse.Namespace, occlusion: bool, metrics: bool, target: Any = "predicted") -> Any:
     """The pipeline's :class:`~captum_submodular.pipeline.ExplainConfig` from the shared options."""
     from ..pipeline import ExplainConfig
+    from ._options import check_region_count
 
+    check_region_count(args.n_regions, args.search)
     return ExplainConfig(search=args.search, regions=args.regions, n_regions=args.n_regions, grid=args.grid,
                          target=target, metrics=("insertion", "deletion") if metrics else (), n_steps=args.n_steps,
                          perturbations_per_eval=args.perturbations_per_eval, occlusion=occlusion,

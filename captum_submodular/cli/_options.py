@@ -30,6 +30,9 @@ from typing import Any, Optional, Sequence
 
 __all__ = [
     "Formatter",
+    "region_count",
+    "region_limits",
+    "check_region_count",
     "wrap",
     "positive_int",
     "positive_float",
@@ -112,31 +115,64 @@ def add_model_options(p: argparse.ArgumentParser, device_default: str = "cpu") -
     return g
 
 
+def region_count(text: str) -> int:
+    """``--n-regions``: an integer ≥ 2 (a subset search needs two regions)."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"a subset search needs at least 2 regions, got {value}")
+    return value
+
+
+def region_limits() -> str:
+    """``"at most 256 regions with greedy, …"``: each search's cap, for help texts and errors."""
+    from ..search import SEARCHES
+
+    caps: dict = {}
+    for name, cls in sorted(SEARCHES.items()):
+        caps.setdefault(cls.max_regions, []).append(name)
+    return "; ".join(f"at most {cap:,} with {', '.join(names)}" for cap, names in sorted(caps.items()))
+
+
+def check_region_count(n_regions: int, search: str) -> None:
+    """Refuse, in the flags' words and before any model is loaded, more regions than ``--search`` takes."""
+    from ..search import get_search
+
+    cap = get_search(search).max_regions
+    if n_regions > cap:
+        raise ValueError(f"--n-regions {n_regions} is more than the {cap:,} regions --search {search} takes "
+                         f"({region_limits()}); ask for fewer regions or pick another --search")
+
+
 def add_region_options(g: Any, n_regions: int) -> None:
     from ..regions import REGION_BUILDERS
 
     kinds = "; ".join(f"{name}: {b.help}" for name, b in REGION_BUILDERS.items())
     g.add_argument("--regions", choices=sorted(REGION_BUILDERS), default="slic", metavar="KIND",
                    help=f"how to split each image into regions ({kinds}). Default: %(default)s")
-    g.add_argument("--n-regions", type=positive_int, default=n_regions, metavar="R",
-                   help="approximate number of regions (at least 2); model calls grow about as 10·R with "
-                        "the accelerated search, R² with the exact ones (default: %(default)s)")
+    g.add_argument("--n-regions", type=region_count, default=n_regions, metavar="R",
+                   help=f"approximate number of regions: at least 2, {region_limits()}; model calls grow "
+                        "about as 10·R with the accelerated search, R² with the exact ones (default: %(default)s)")
     g.add_argument("--grid", type=positive_int, default=None, metavar="N",
                    help="grid regions: N×N tiles (default: √R); prior regions: N×N cells (default 10)")
 
 
-def add_search_options(g: Any, ppe_default: int, batch_alias: bool = True) -> None:
+def auto_or_positive_int(text: str) -> Optional[int]:
+    """``auto`` (``None``: the library's automatic choice) or an integer ≥ 1."""
+    return None if str(text).strip().lower() == "auto" else positive_int(text)
+
+
+def add_search_options(g: Any, ppe_default: Optional[int] = None, batch_alias: bool = True) -> None:
     from ..search import DEFAULT_SEARCH, SEARCHES
 
     notes = "; ".join(f"{name}: {SEARCH_NOTES[name]}" for name in sorted(SEARCHES) if name in SEARCH_NOTES)
     g.add_argument("--search", choices=sorted(SEARCHES), default=DEFAULT_SEARCH,
                    help=f"subset search strategy ({notes}). Default: %(default)s")
-    g.add_argument("--perturbations-per-eval", type=positive_int, default=ppe_default, metavar="B",
+    g.add_argument("--perturbations-per-eval", type=auto_or_positive_int, default=ppe_default, metavar="B",
                    dest="perturbations_per_eval",
-                   help="perturbed inputs per model call, Captum's perturbations_per_eval "
-                        "(default: %(default)s)")
+                   help="perturbed inputs per model call, Captum's perturbations_per_eval: an integer, or "
+                        "auto (the default: as many as fit in 64 MiB, at most 16 on the CPU, 64 on a GPU)")
     if batch_alias:
-        g.add_argument("--batch-size", type=positive_int, dest="perturbations_per_eval", metavar="B",
+        g.add_argument("--batch-size", type=auto_or_positive_int, dest="perturbations_per_eval", metavar="B",
                        action=deprecated_alias("--perturbations-per-eval"), help=argparse.SUPPRESS)
 
 

@@ -8,7 +8,8 @@ import sys
 from typing import Any, Optional
 
 from ._common import log, prepare_out
-from ._options import Formatter, add_metric_options, add_model_options, add_output_options, positive_int, wrap
+from ._options import Formatter, add_metric_options, add_model_options, add_output_options, check_region_count, \
+    positive_int, region_count, region_limits, wrap
 
 _EPILOG = """\
 methods (--methods):
@@ -37,7 +38,7 @@ class _RegionsOrCount(argparse.Action):
         if str(values).isdigit():
             print("warning: 'compare --regions N' is deprecated and will be removed in the next release; use "
                   "--n-regions N (--regions now names the region kind, as in the other commands)", file=sys.stderr)
-            namespace.n_regions = positive_int(values)
+            namespace.n_regions = region_count(values)
             return
         if values not in REGION_BUILDERS:
             parser.error(f"argument --regions: invalid choice: {values!r} (choose from "
@@ -67,8 +68,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     g.add_argument("--regions", action=_RegionsOrCount, default="slic", metavar="KIND",
                    help="regions of the shared mask of ours, FeatureAblation, KernelShap and Lime: slic or grid "
                         "(default: %(default)s)")
-    g.add_argument("--n-regions", type=positive_int, default=49, metavar="R",
-                   help="about how many regions (default: %(default)s)")
+    g.add_argument("--n-regions", type=region_count, default=49, metavar="R",
+                   help=f"about how many regions: at least 2, {region_limits()} (default: %(default)s)")
     g.add_argument("--search", choices=sorted(SEARCHES), default=DEFAULT_SEARCH,
                    help="search of 'ours' (default: %(default)s)")
     g = p.add_argument_group("metrics")
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from ._common import load
 
     resolve_device(args.device)
+    check_region_count(args.n_regions, args.search)
     metrics = [m.name for m in resolve_metrics(args.metrics, "--metrics")]
     include = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in include if m not in STANDARD_METHODS]

@@ -37,7 +37,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_model_options(p)
     g = p.add_argument_group("attribution")
     add_region_options(g, DEMO_N_REGIONS)
-    add_search_options(g, ppe_default=32)
+    add_search_options(g)
     add_metric_options(g)
     add_output_options(p, os.path.join("outputs", "demo"))
     p.set_defaults(func=run)
@@ -100,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
     title = (f"{lm.name}: SubmodularAttribution ({args.search} search, {args.regions} regions) "
              + ("vs Occlusion" if not args.no_occlusion else ""))
     explanation_figure(explanations, fig_path, lm.to_display, lm.class_names, title=title.strip())
-    total_evals = sum(e.evaluations["total"] for e in explanations)
+    counts: Dict[str, int] = {}
+    for e in explanations:
+        for kind, n in e.evaluations.items():
+            counts[kind] = counts.get(kind, 0) + n
     seconds = time.perf_counter() - started
     write_json(json_path, {
         "command": "demo",
@@ -112,15 +115,16 @@ def run(args: argparse.Namespace) -> int:
                                                                  "strides": [3, 8, 8], "baselines": 0.0}},
         "images": records,
         "mean": means,
-        "n_evaluations": total_evals,
+        "n_evaluations": counts,
         "seconds": seconds,
     })
     print()
     print(table)
     print()
     print("insertion/deletion: area under the pixel-grid curves of p(target) "
-          f"({args.n_steps} steps, baseline 0); evaluations and seconds: the attribution only.")
+          f"({args.n_steps} steps, baseline 0); evaluations and seconds: the attribution only "
+          "(the summary below adds the metrics' and the classification's evaluations).")
     print(f"Figure: {fig_path}")
     print(f"Numbers: {json_path}")
-    print(summary_line([fig_path, json_path], seconds, total_evals))
+    print(summary_line([fig_path, json_path], seconds, counts))
     return 0

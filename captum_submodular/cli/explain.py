@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Any, Dict, List
 
@@ -23,7 +24,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         epilog="examples:\n  captum-submodular explain cat.jpg\n"
                "  captum-submodular explain *.jpg --target tabby --out results/\n"
                "  captum-submodular explain cat.jpg --regions grid --grid 8 --search greedy\n")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG/PNG files (any size and colour mode)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="JPEG/PNG files, any size and colour mode. The model sees its own preprocessing of "
+                        "each photo (for the default model: the shorter side resized to 256, then the centre "
+                        "224×224 crop); the figure shows that crop and its title gives the original size. A file "
+                        "that cannot be read or explained is reported and skipped (exit code 1)")
     p.add_argument("--target", default=None, metavar="CLASS",
                    help="class to explain: an index, or a class name (case-insensitive, exact or a unique "
                         "part of a name). Default: the predicted class of each image")
@@ -32,7 +37,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_model_options(p)
     g = p.add_argument_group("attribution")
     add_region_options(g, 49)
-    add_search_options(g, ppe_default=32)
+    add_search_options(g)
     add_metric_options(g)
     add_output_options(p, os.path.join("outputs", "explain"))
     p.set_defaults(func=run)
@@ -40,28 +45,41 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Explain every readable image; a file that cannot be read or explained is reported with its
+    reason and the others are still written.  Exit code 0 when all succeeded, 1 when some
+    failed, 2 (a usage error, before the model loads) when none could be read."""
+    from ..attribution import NonFiniteOutputError
     from ..data import load_images
     from ..models import resolve_device, resolve_target
-    from ..pipeline import explain_image
+    from ..pipeline import RegionCountError, explain_image
     from ..plotting import explanation_figure
+    from . import flag_message
 
     started = time.perf_counter()
     resolve_device(args.device)
     cfg = explain_config(args, occlusion=False, metrics=not args.no_metrics)
     images, errors = load_images(args.images)
-    if errors:
+    if not images:
         raise CLIError("cannot read " + "; ".join(f"{p}: {why}" for p, why in errors))
+    failures = [(str(p), str(why)) for p, why in errors]
+    for path, why in failures:
+        log(f"error: {path}: {why} (skipped)")
     out = prepare_out(args.out)
     lm = load(args)
     target = resolve_target(args.target, lm.class_names)
     if target is not None:
         cfg = explain_config(args, occlusion=False, metrics=not args.no_metrics, target=target)
     files: List[str] = []
-    total_evals = 0
+    counts: Dict[str, int] = {}
     used: Dict[str, int] = {}
     for i, li in enumerate(images, 1):
         log(f"[{i}/{len(images)}] {li.path}")
-        e = explain_image(lm, li.image, cfg, name=li.name, log=log)
+        try:
+            e = explain_image(lm, li.image, cfg, name=li.name, log=log)
+        except (RegionCountError, NonFiniteOutputError, ValueError) as exc:
+            failures.append((str(li.path), flag_message(exc)))
+            log(f"error: {li.path}: {flag_message(exc)} (skipped)")
+            continue
         stem = unique_stem(li.name, used)
         png = os.path.join(out, f"{stem}.png")
         js = os.path.join(out, f"{stem}.json")
@@ -70,12 +88,17 @@ def run(args: argparse.Namespace) -> int:
                       command="explain")
         write_json(js, record)
         files += [png, js]
-        total_evals += e.evaluations["total"]
+        for kind, n in e.evaluations.items():
+            counts[kind] = counts.get(kind, 0) + n
         sub = record["methods"]["SubmodularAttribution"]
         scores = (f"; insertion {sub['insertion_auc']:.3f}, deletion {sub['deletion_auc']:.3f}"
                   if "insertion_auc" in sub else "")
         print(f"{li.path}: {record['class_name']} (class {record['target']}, p = {record['probability']:.3f}); "
               f"minimal subset {sub['minimal_subset_size']}/{record['regions']['n_regions']} regions{scores}; "
-              f"{sub['n_evaluations']:,} evaluations, {sub['seconds']:.1f} s -> {png}, {js}")
-    print(summary_line(files, time.perf_counter() - started, total_evals))
+              f"{sub['n_evaluations']:,} search evaluations, {sub['seconds']:.1f} s -> {png}, {js}")
+    print(summary_line(files, time.perf_counter() - started, counts))
+    if failures:
+        print(f"{len(failures)} of {len(failures) + len(files) // 2} image(s) failed: "
+              + "; ".join(f"{p}: {why}" for p, why in failures), file=sys.stderr)
+        return 1
     return 0

@@ -74,7 +74,7 @@ def add_explain_dataset_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_model_options(p, device_default="auto")
     g = p.add_argument_group("method")
     add_region_options(g, 49)
-    add_search_options(g, ppe_default=64, batch_alias=False)
+    add_search_options(g, batch_alias=False)
     g.add_argument("--target", default="predicted", metavar="predicted|label|INDEX",
                    help="class explained: the prediction (default), the file-name label, or a fixed class index")
     add_metric_options(g, old_spellings=("--metric-steps",))
@@ -112,8 +112,9 @@ def run_explain_dataset(args: argparse.Namespace) -> int:
         from ..models import load_model_factory
 
         load_model_factory(args.model_factory)  # fail early, here, on a bad spec
-    if args.n_regions < 2:
-        raise ValueError(f"--n-regions must be at least 2, got {args.n_regions}")
+    from ._options import check_region_count
+
+    check_region_count(args.n_regions, args.search)
     factory = functools.partial(default_model_factory, args.model, args.model_factory)
     summary = explain_dataset(
         args.folder, factory, out_dir=args.out,

@@ -286,8 +286,7 @@ def compare(
                 if bar is not None:
                     bar.update(1)
             if rows:
-                label_maps[method.name] = torch.cat([r.sum(dim=1, keepdim=True) if r.shape[1:] !=
-                                                     maps[method.name].shape[1:] else r for r in rows])
+                label_maps[method.name] = torch.cat(rows)
     finally:
         if bar is not None:
             bar.close()
@@ -303,6 +302,7 @@ def compare(
         bar = tqdm(total=jobs, desc="metrics", unit="curve", file=sys.stderr)
     try:
         for method in methods:
+            cache: Dict[str, Any] = {}  # derived metrics reuse their components' results
             for metric in curve_metrics + label_metrics:
                 if metric.explains == "label":
                     if not hc_examples:
@@ -310,9 +310,10 @@ def compare(
                         continue
                     res = bound.evaluate(metric, label_maps[method.name], hc_examples)
                 else:
-                    res = bound.evaluate(metric, maps[method.name])
-                curves[method.name][metric.name] = res.curves
-                if metric.kind == "curve" and metric.explains != "label":
+                    res = bound.evaluate(metric, maps[method.name], cache=cache)
+                if res.curves is not None:
+                    curves[method.name][metric.name] = res.curves
+                if metric.kind != "budgeted" and metric.explains != "label":
                     values[method.name][metric.name] = res.values[:, 0]
                 else:
                     budgeted[method.name][metric.name] = res.values

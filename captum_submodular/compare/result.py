@@ -361,9 +361,10 @@ class Comparison:
         """Maps of a few examples plus the mean curves of every method.
 
         One row per example (default: the first four) with the image and each
-        method's map over it (red supports the target, blue opposes it); below,
-        one panel per curve metric with the mean curve of each method over all
-        examples, the legend giving the mean area. The image is shown with
+        method's map over it (red supports the target, blue opposes it; one colour
+        key for all maps, each scaled to its own 99.5th percentile of ``|value|``);
+        below, one panel per curve metric with the mean curve of each method over
+        all examples, the legend (under the panel) giving the mean area. The image is shown with
         ``to_display(x_i)`` (``C×H×W`` in, ``H×W×3`` in ``[0, 1]`` out) or
         min–max scaled. Saved as PNG when ``path`` is given. Returns the
         Matplotlib figure (Agg canvas).
@@ -380,10 +381,11 @@ class Comparison:
         rows = len(examples) if show_maps else 0
         panels = [m for m in self.metrics if all(m in self.curves.get(n, {}) for n in self.methods)]
         cell = 2.1
-        height = max(cell * rows + (3.3 if panels else 0), 1.0)
+        key_rows = 1 if rows else 0
+        height = max(cell * rows + 0.5 * key_rows + (3.6 if panels else 0), 1.0)
         fig = plotting.new_figure((cell * (1 + len(self.methods)) if show_maps else 4.0 * max(1, len(panels)),
                                    max(height, 1.0)))
-        ratios = [1.0] * rows + ([1.45] if panels else [])
+        ratios = [1.0] * rows + [0.1] * key_rows + ([1.45] if panels else [])
         gs = fig.add_gridspec(len(ratios), 1, height_ratios=ratios, hspace=0.35,
                               top=1.0 - (0.8 if title else 0.45) / height, bottom=0.05, left=0.05, right=0.98)
         for r, i in enumerate(examples if show_maps else []):
@@ -411,8 +413,14 @@ class Comparison:
                     extra.append(f"del {dele[i]:.2f}")
                 head = f"{name}\n" if r == 0 else ""
                 plotting.overlay(ax, img, self.maps[name][i], title=head + " ".join(extra), fontsize=7.5)
+        if show_maps:
+            # One key for all maps: each map is scaled to its own 99.5th percentile of |value|.
+            cax = fig.add_subplot(gs[rows, 0].subgridspec(1, 3, width_ratios=[1, 2, 1])[0, 1])
+            plotting.colour_key(cax, 1.0, orientation="horizontal", fontsize=6.5,
+                                label="each map / its 99.5th percentile of |value|: red supports the target, "
+                                      "blue opposes it")
         if panels:
-            sub = gs[rows, 0].subgridspec(1, len(panels), wspace=0.3)
+            sub = gs[rows + key_rows, 0].subgridspec(1, len(panels), wspace=0.3)
             for p, metric in enumerate(panels):
                 ax = fig.add_subplot(sub[0, p])
                 curves = {n: (self.curves[n][metric].fractions, self.curves[n][metric].scores) for n in self.methods}
@@ -422,7 +430,7 @@ class Comparison:
                 plotting.plot_curves(
                     ax, curves, areas=self.mean_areas(metric) if metric in self.values[self.methods[0]] else None,
                     title=ttl, xlabel="fraction of pixels " + ("deleted" if kind == "deletion" else "inserted"),
-                    legend_loc="upper right" if kind == "deletion" else "lower right", fontsize=7.5,
+                    fontsize=7.5,
                 )  # fmt: skip
                 ax.set_ylim(0.0, 1.02)
         if title:

@@ -108,7 +108,7 @@ def explain_dataset(
     label_fn: Optional[Callable[[str], Optional[int]]] = parse_imagenet_label,
     metrics: Sequence[str] = ("insertion", "deletion"),
     metric_steps: int = 50,
-    perturbations_per_eval: int = 64,
+    perturbations_per_eval: Optional[int] = None,
     ray: bool = False,
     ray_address: Optional[str] = None,
     batch_size: int = 4,
@@ -154,7 +154,8 @@ def explain_dataset(
     metric_steps:
         Steps of the metric curves.
     perturbations_per_eval:
-        Most perturbed inputs per model call.
+        Most perturbed inputs per model call; ``None`` (default): automatic on each
+        worker's device (:func:`captum_submodular.attribution.auto_perturbations_per_eval`).
     ray, ray_address:
         Use Ray Data (``ray_address`` implies ``ray=True``; ``None`` → a local Ray, or
         the one already initialised).  A Ray Dataset as ``images`` also uses Ray.
@@ -193,7 +194,9 @@ def explain_dataset(
     metrics = check_curve_metrics(tuple(metrics))
     for name, value in (("batch_size", batch_size), ("metric_steps", metric_steps),
                         ("perturbations_per_eval", perturbations_per_eval)):
-        if not isinstance(value, int) or value < 1:
+        if value is None and name == "perturbations_per_eval":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int ≥ 1, got {value!r}")
     from ..search import get_search
 

@@ -97,7 +97,7 @@ class _Config:
     label_fn: Optional[Callable[[str], Optional[int]]]
     metrics: Tuple[str, ...]
     metric_steps: int
-    perturbations_per_eval: int
+    perturbations_per_eval: Optional[int]
     device: str
 
 

@@ -61,14 +61,21 @@ Registry
     :func:`register_metric` adds one and :class:`Faithfulness` binds the
     metrics to a model and a batch (clean outputs computed once).
 
+Orders (``order=``)
+    ``"morf"`` (default): the most relevant elements are changed first.
+    ``"lerf"``: the least relevant first (a faithful map keeps a LeRF deletion
+    curve high). ROAD's combined score is the LeRF area minus the MoRF area.
+
 Substrates (``substrate=``)
     ``None`` / ``"baseline"`` (default): the user's ``baselines`` (Captum
     forms: ``None`` -> 0, a scalar, or a tensor broadcastable to one example
     or to the batch) for both curves. ``"blur"`` / ``"rise"``: RISE protocol,
     insertion starts from ``gaussian_blur(x, kernel 11, sigma 5)`` and deletion
     uses the baselines. ``"mean"``: per-example, per-channel mean colour for
-    both curves. A callable ``substrate(inputs) -> tensor(s)`` (broadcastable
-    to the inputs) is used for both curves.
+    both curves. ``"road"`` (or a :class:`RoadSubstrate`): ROAD's noisy linear
+    imputation of whatever is not shown, step by step (images only). A callable
+    ``substrate(inputs) -> tensor(s)`` (broadcastable to the inputs) is used for
+    both curves. ``docs/metrics.md`` says which to use for which question.
 
 Scores (``output=``)
     ``"softmax"``: softmax over dim 1 of the model output (logits), at the
@@ -101,7 +108,8 @@ from .registry import (
     register_metric,
     resolve_metrics,
 )
-from .substrates import BLUR_KERNEL_SIZE, BLUR_SIGMA, SUBSTRATE_PRESETS
+from .ranking import ORDERS
+from .substrates import BLUR_KERNEL_SIZE, BLUR_SIGMA, SUBSTRATE_PRESETS, RoadSubstrate
 
 __all__ = [
     "CurveResult",
@@ -115,6 +123,8 @@ __all__ = [
     "register_metric",
     "resolve_metrics",
     "SUBSTRATE_PRESETS",
+    "RoadSubstrate",
+    "ORDERS",
     "OUTPUT_MODES",
     "CURVE_KINDS",
     "BLUR_KERNEL_SIZE",

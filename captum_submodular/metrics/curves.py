@@ -29,8 +29,8 @@ from .._inputs import (
     rows_target,
 )
 from .._model_state import model_guard
-from .ranking import element_ranks, region_ranks
-from .substrates import check_substrate, substrate_tensors
+from .ranking import ORDERS, element_ranks, region_ranks
+from .substrates import RoadSubstrate, check_substrate, substrate_tensors
 
 __all__ = [
     "CurveResult",
@@ -203,6 +203,7 @@ def perturbation_curves(
     perturbations_per_eval: int = 64,
     clean_output: Optional[Tensor] = None,
     show_progress: bool = False,
+    order: str = "morf",
 ) -> CurveResult:
     r"""Insertion or deletion curves of a batch (the engine of all metrics).
 
@@ -229,6 +230,8 @@ def perturbation_curves(
     """
     if not isinstance(kind, str) or kind not in CURVE_KINDS:
         raise ValueError(f"kind must be one of {list(CURVE_KINDS)}; got {kind!r}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {list(ORDERS)} (most / least relevant first); got {order!r}")
     xs, is_tuple, n = check_inputs(inputs)
     attrs = check_attributions(attributions, xs)
     n_steps = check_positive_int(n_steps, "n_steps")
@@ -260,12 +263,16 @@ def perturbation_curves(
                 f"clean_output must be the model output on inputs, with first dimension N = {n}"
             )
 
+    road = sub if isinstance(sub, RoadSubstrate) else None
+    if road is not None:
+        road.check(xs)
+        keys = [road.example_keys(x) for x in xs]
     with torch.no_grad(), model_guard(forward_func, caller=kind):
         subs = substrate_tensors(sub, kind, xs, bls, is_tuple)
         if masks is None:
-            ranks, thresholds, fractions, lengths = element_ranks(attrs, xs, n_steps)
+            ranks, thresholds, fractions, lengths = element_ranks(attrs, xs, n_steps, order)
         else:
-            ranks, thresholds, fractions, lengths = region_ranks(attrs, xs, masks)
+            ranks, thresholds, fractions, lengths = region_ranks(attrs, xs, masks, order)
         if kind == "insertion":
             changed, kept = xs, subs  # changed elements take values from `changed`
         else:
@@ -294,10 +301,23 @@ def perturbation_curves(
             st_c = st_all[start : start + ppe]
             thr_c = thresholds[ex_c, st_c]
             composed = []
-            for r, a, b in zip(ranks, changed, kept):
+            for j, (r, a, b) in enumerate(zip(ranks, changed, kept)):
                 ex_d = ex_c.to(r.device)
                 thr = thr_c.to(r.device).view(-1, *([1] * (r.dim() - 1)))
-                composed.append(torch.where(r[ex_d] < thr, a[ex_d], b[ex_d]))
+                if road is None:
+                    composed.append(torch.where(r[ex_d] < thr, a[ex_d], b[ex_d]))
+                    continue
+                # ROAD: what is not shown (the changed elements of a deletion, the not yet
+                # inserted ones of an insertion) is imputed from what is shown.
+                changed_here = r[ex_d] < thr
+                if changed_here.shape[1] != 1:
+                    if not (changed_here == changed_here[:, :1]).all():
+                        raise ValueError("substrate='road' imputes whole pixels: feature_mask must be the same "
+                                         "on every channel (e.g. 1x1xHxW)")
+                    changed_here = changed_here[:, :1]
+                shown = ~changed_here if kind == "deletion" else changed_here
+                composed.append(road.compose(xs[j][ex_d], shown, bls[j][ex_d], [keys[j][i] for i in ex_c.tolist()],
+                                             st_c.tolist()))
             out = as_output(forward_func(*composed, *rows_afa(afa, ex_c, n)), ex_c.numel())
             where = (f"at {kind} curve step(s) {sorted(set(st_c.tolist()))[:8]} of example(s) "
                      f"{sorted(set(ex_c.tolist()))[:8]}")
@@ -341,8 +361,8 @@ _COMMON_DOC = r"""
         per region, ``n_steps`` ignored.
     n_steps : int
         ``K``, number of steps in pixel mode (``K + 1`` points).
-    substrate : None, {"baseline", "blur", "rise", "mean"} or callable
-        See the module docstring.
+    substrate : None, {"baseline", "blur", "rise", "mean", "road"}, RoadSubstrate or callable
+        See :mod:`captum_submodular.metrics.substrates`.
     output : {"softmax", "identity"} or callable
         Score of a model output at the target.
     perturbations_per_eval : int
@@ -353,6 +373,10 @@ _COMMON_DOC = r"""
         Show a tqdm bar over the forward calls.
     clean_output : Tensor, optional
         Model output on ``inputs`` to reuse (saves ``N`` forwards).
+    order : {"morf", "lerf"}
+        ``"morf"`` (default): the most relevant elements first; ``"lerf"``: the least
+        relevant first (ROAD's second order; a faithful map keeps a LeRF deletion
+        curve high).
 
     Returns
     -------
@@ -399,12 +423,13 @@ def _curve_metric(kind: str, summary: str) -> Callable[..., Union[Tensor, CurveR
         return_curves: bool = False,
         show_progress: bool = False,
         clean_output: Optional[Tensor] = None,
+        order: str = "morf",
     ) -> Union[Tensor, CurveResult]:
         res = perturbation_curves(
             forward_func, inputs, attributions, kind, target, baselines,
             additional_forward_args, feature_mask=feature_mask, n_steps=n_steps,
             substrate=substrate, output=output, perturbations_per_eval=perturbations_per_eval,
-            clean_output=clean_output, show_progress=show_progress,
+            clean_output=clean_output, show_progress=show_progress, order=order,
         )  # fmt: skip
         return res if return_curves else res.area
 

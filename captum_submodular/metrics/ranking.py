@@ -1,4 +1,9 @@
-"""Ranking: which elements a metric changes at each step (pixel mode and region mode)."""
+"""Ranking: which elements a metric changes at each step (pixel mode and region mode).
+
+``order="morf"`` (most relevant first, the default) ranks by decreasing attribution,
+``order="lerf"`` (least relevant first) by increasing attribution; ties go to the lower
+element index (region id) in both orders.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,14 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["element_ranks", "region_ranks"]
+__all__ = ["ORDERS", "element_ranks", "region_ranks"]
+
+#: Removal orders: most relevant first, least relevant first.
+ORDERS = ("morf", "lerf")
 
 
 def element_ranks(
-    attrs: Tuple[Tensor, ...], inputs: Tuple[Tensor, ...], n_steps: int
+    attrs: Tuple[Tensor, ...], inputs: Tuple[Tensor, ...], n_steps: int, order: str = "morf"
 ) -> Tuple[Tuple[Tensor, ...], Tensor, Tensor, Tensor]:
     """Pixel mode: per-tensor rank maps, thresholds (N,K+1), fractions, lengths."""
     n = inputs[0].shape[0]
@@ -22,10 +30,11 @@ def element_ranks(
         flat.append(s.reshape(n, -1))
     scores = torch.cat(flat, dim=1)
     e = scores.shape[1]
-    # Stable ascending sort of -attribution: ties -> lower flattened index first.
-    order = torch.sort(-scores, dim=1, stable=True).indices
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(e, device=order.device).expand(n, e))
+    # Stable ascending sort of -attribution (MoRF) or +attribution (LeRF): ties -> lower index first.
+    key = -scores if order == "morf" else scores
+    ranked = torch.sort(key, dim=1, stable=True).indices
+    rank = torch.empty_like(ranked)
+    rank.scatter_(1, ranked, torch.arange(e, device=ranked.device).expand(n, e))
     ranks = []
     sizes = [int(torch.Size(g).numel()) for g in grids]
     for r, x, g in zip(rank.split(sizes, dim=1), inputs, grids):
@@ -39,7 +48,7 @@ def element_ranks(
 
 
 def region_ranks(
-    attrs: Tuple[Tensor, ...], inputs: Tuple[Tensor, ...], masks: Tuple[Tensor, ...]
+    attrs: Tuple[Tensor, ...], inputs: Tuple[Tensor, ...], masks: Tuple[Tensor, ...], order: str = "morf"
 ) -> Tuple[Tuple[Tensor, ...], Tensor, Tensor, Tensor]:
     """Region mode: per-tensor region-rank maps, thresholds, fractions, lengths."""
     n = inputs[0].shape[0]
@@ -61,15 +70,15 @@ def region_ranks(
     )
     present = counts > 0
     mean = torch.where(amax == amin, amin, sums / counts.clamp(min=1))
-    key = torch.where(present, -mean, torch.full_like(mean, float("inf")))
+    key = torch.where(present, -mean if order == "morf" else mean, torch.full_like(mean, float("inf")))
     # Stable sort: ties -> lower region id first; absent regions go last.
-    order = torch.sort(key, dim=1, stable=True).indices
-    region_rank = torch.empty_like(order)
-    region_rank.scatter_(1, order, torch.arange(u).expand(n, u))
+    ranked = torch.sort(key, dim=1, stable=True).indices
+    region_rank = torch.empty_like(ranked)
+    region_rank.scatter_(1, ranked, torch.arange(u).expand(n, u))
     entry_rank = region_rank.gather(1, inv)
     m = present.sum(dim=1)
     p = int(m.max()) + 1
-    cum = counts.gather(1, order).cumsum(dim=1).double() / t
+    cum = counts.gather(1, ranked).cumsum(dim=1).double() / t
     fractions = torch.cat([torch.zeros(n, 1, dtype=torch.float64), cum], dim=1)[:, :p]
     thresholds = torch.arange(p, dtype=torch.long).expand(n, -1).clone()
     sizes = [int(torch.Size(s).numel()) for s in shapes]

@@ -42,13 +42,14 @@ class MetricResult:
 
     ``values`` is ``n×len(metric.columns)`` (one area per example for a curve metric,
     one value per budget for a budgeted one), ``examples`` the indices of the scored
-    examples in the bound batch, ``curves`` the underlying curves.
+    examples in the bound batch, ``curves`` the underlying curves (``None`` for a
+    derived metric).
     """
 
     metric: "Metric"
     values: np.ndarray
     examples: List[int]
-    curves: CurveResult
+    curves: Optional[CurveResult]
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,16 @@ class Metric:
     description:
         One line for help texts and docs.
     kind:
-        ``"curve"`` (one area per example) or ``"budgeted"`` (one value per budget).
+        ``"curve"`` (one area per example), ``"budgeted"`` (one value per budget) or
+        ``"derived"`` (one value per example computed from two other metrics:
+        ``components[0] − components[1]``, e.g. ROAD's LeRF area − MoRF area).
     curve:
         The perturbation curve it reads: ``"insertion"`` or ``"deletion"``.
     substrate:
-        A fixed substrate (``"blur"`` for blurred insertion), or ``None`` for the
-        substrate the caller gives.
+        A fixed substrate (``"blur"`` for blurred insertion, ``"road"`` for ROAD's
+        imputation), or ``None`` for the substrate the caller gives.
+    order:
+        ``"morf"`` (most relevant first) or ``"lerf"`` (least relevant first).
     label:
         Table header.
     title:
@@ -82,6 +87,8 @@ class Metric:
     budgets, short:
         Budgeted metrics: the budgets and the short name of their columns
         (``f"{short}@{budget:g}"``).
+    components:
+        Derived metrics: the two metrics whose difference this is.
     """
 
     name: str
@@ -96,10 +103,14 @@ class Metric:
     explains: str = "target"
     budgets: Tuple[float, ...] = ()
     short: str = ""
+    order: str = "morf"
+    components: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("curve", "budgeted"):
-            raise ValueError(f"Metric {self.name!r}: kind must be 'curve' or 'budgeted', got {self.kind!r}")
+        if self.kind not in ("curve", "budgeted", "derived"):
+            raise ValueError(f"Metric {self.name!r}: kind must be 'curve', 'budgeted' or 'derived', got {self.kind!r}")
+        if self.kind == "derived" and len(self.components) != 2:
+            raise ValueError(f"Metric {self.name!r}: a derived metric names two components")
         if self.curve not in CURVE_KINDS:
             raise ValueError(f"Metric {self.name!r}: curve must be one of {CURVE_KINDS}, got {self.curve!r}")
         if self.explains not in ("target", "label"):
@@ -108,7 +119,7 @@ class Metric:
     @property
     def columns(self) -> Tuple[str, ...]:
         """Column keys of this metric in tables, CSV files and records."""
-        if self.kind == "curve":
+        if self.kind != "budgeted":
             return (self.name,)
         return tuple(f"{self.short or self.name}@{b:g}" for b in self.budgets)
 
@@ -116,8 +127,12 @@ class Metric:
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
 
-    def compute(self, bound: "Faithfulness", attributions: Tensor, examples: Sequence[int]) -> MetricResult:
+    def compute(self, bound: "Faithfulness", attributions: Tensor, examples: Sequence[int],
+                cache: Optional[Dict[str, MetricResult]] = None) -> MetricResult:
         """Score ``attributions`` (maps of ``examples``, in that order) on the bound batch."""
+        if self.kind == "derived":
+            first, second = (bound.evaluate(c, attributions, examples, cache=cache) for c in self.components)
+            return MetricResult(self, first.values - second.values, list(examples), None)
         idx = torch.as_tensor(list(examples), dtype=torch.long)
         targets = bound.labels if self.explains == "label" else bound.targets
         if targets is None:
@@ -132,7 +147,7 @@ class Metric:
         args = (bound.model, bound.inputs[on], attributions, [targets[i] for i in examples],
                 bound.baselines[on], rows_afa(bound.additional_forward_args, idx, bound.n))
         if self.kind == "curve":
-            res = self.fn(*args, output=bound.output, return_curves=True, **common)
+            res = self.fn(*args, output=bound.output, return_curves=True, order=self.order, **common)
             return MetricResult(self, res.area.numpy()[:, None], list(examples), res)
         hc = self.fn(*args, budgets=self.budgets, **common)
         return MetricResult(self, hc.values.numpy(), list(examples), hc.curves)
@@ -159,6 +174,20 @@ register_metric(Metric("deletion", deletion, False, "area under the deletion cur
                        label="deletion ↓", title="Deletion"))
 register_metric(Metric("insertion_blur", insertion, True, "area under the insertion curve from the blurred input",
                        curve="insertion", substrate="blur", label="blur insertion ↑", title="Blurred insertion"))
+register_metric(Metric("deletion_lerf", deletion, True,
+                       "area under the deletion curve removing the LEAST relevant elements first",
+                       curve="deletion", order="lerf", label="deletion LeRF ↑", title="Deletion, least relevant first"))
+register_metric(Metric("deletion_combined", deletion, True, "deletion LeRF area − MoRF area (baseline substrate)",
+                       kind="derived", components=("deletion_lerf", "deletion"), label="deletion LeRF−MoRF ↑"))
+register_metric(Metric("road_morf", deletion, False,
+                       "ROAD: area under the deletion curve with noisy linear imputation, most relevant first",
+                       curve="deletion", substrate="road", label="ROAD MoRF ↓", title="ROAD deletion (MoRF)"))
+register_metric(Metric("road_lerf", deletion, True,
+                       "ROAD: area under the deletion curve with noisy linear imputation, least relevant first",
+                       curve="deletion", substrate="road", order="lerf", label="ROAD LeRF ↑",
+                       title="ROAD deletion (LeRF)"))
+register_metric(Metric("road_combined", deletion, True, "ROAD's combined score: LeRF area − MoRF area",
+                       kind="derived", components=("road_lerf", "road_morf"), label="ROAD LeRF−MoRF ↑"))
 register_metric(Metric("highest_confidence", highest_confidence, True,
                        "max p(true class) within a reveal budget (misclassified examples)", kind="budgeted",
                        curve="insertion", label="HC", title="True-class insertion", explains="label",
@@ -292,12 +321,15 @@ class Faithfulness:
         return list(self.misclassified) if metric.explains == "label" else list(range(self.n))
 
     def evaluate(self, metric: Union[str, Metric], attributions: Tensor,
-                 examples: Optional[Sequence[int]] = None) -> MetricResult:
+                 examples: Optional[Sequence[int]] = None, *,
+                 cache: Optional[Dict[str, MetricResult]] = None) -> MetricResult:
         """Score maps with one metric.
 
         ``attributions`` holds the maps of ``examples`` (default
         :meth:`examples_for`), in that order, shaped like the inputs (or with one
-        channel).  For a label metric they must explain the true class.
+        channel).  For a label metric they must explain the true class.  ``cache``
+        (a dict, for one set of maps) keeps each metric's result, so a derived metric
+        reuses the components already computed and the other way round.
         """
         metric = resolve_metrics([metric])[0] if isinstance(metric, str) else metric
         examples = self.examples_for(metric) if examples is None else [int(i) for i in examples]
@@ -307,7 +339,12 @@ class Faithfulness:
         if attrs.shape[0] != len(examples):
             raise ValueError(f"attributions: expected {len(examples)} map(s) for {metric.name}, "
                              f"got {attrs.shape[0]}")
-        return metric.compute(self, attrs, examples)
+        if cache is not None and metric.name in cache:
+            return cache[metric.name]
+        result = metric.compute(self, attrs, examples, cache)
+        if cache is not None:
+            cache[metric.name] = result
+        return result
 
     def score(self, attributions: Tensor, metrics: Sequence[str] = ("insertion", "deletion"),
               label_attributions: Optional[Tensor] = None) -> Dict[str, MetricResult]:
@@ -319,11 +356,12 @@ class Faithfulness:
         """
         out: Dict[str, MetricResult] = {}
         attributions = _one_tensor(attributions)
+        caches: Dict[str, Dict[str, MetricResult]] = {"target": {}, "label": {}}
         for metric in resolve_metrics(metrics):
             examples = self.examples_for(metric)
             if metric.explains == "label" and label_attributions is not None:
                 maps = label_attributions
             else:
                 maps = attributions[torch.as_tensor(examples, dtype=torch.long)]
-            out[metric.name] = self.evaluate(metric, maps, examples)
+            out[metric.name] = self.evaluate(metric, maps, examples, cache=caches[metric.explains])
         return out
