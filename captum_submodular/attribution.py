@@ -41,7 +41,7 @@ def auto_perturbations_per_eval(inputs: Union[Tensor, Tuple[Tensor, ...]]) -> in
     ``AUTO_BATCH_CPU`` (16) on the CPU, where bigger batches are no faster per input, and
     ``AUTO_BATCH_ACCELERATOR`` (64) on a GPU; at least 1.
     """
-    xs = as_tuple(inputs)
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
     row = sum(int(x[0].numel()) * x.element_size() for x in xs if isinstance(x, Tensor) and x.dim() > 0)
     cap = AUTO_BATCH_CPU if xs[0].device.type == "cpu" else AUTO_BATCH_ACCELERATOR
     return int(max(1, min(cap, AUTO_BATCH_BYTES // max(1, row))))
@@ -154,8 +154,8 @@ class SubmodularAttribution(PerturbationAttribution):
     ``ValueError`` before any call with ``train_mode="error"``: in training mode
     BatchNorm would overwrite its running statistics with those of the perturbed inputs
     (and fail on a batch of one) and Dropout would make identical calls differ, while the
-    search needs one score per input.  Warning by default keeps a model someone forgot to put in eval
-    mode working, with the answer it was meant to give.
+    search needs one score per input.  Warning by default keeps a model someone forgot
+    to put in eval mode working, with the answer it was meant to give.
 
     Parameters
     ----------

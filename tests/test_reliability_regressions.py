@@ -140,7 +140,7 @@ def test_2_one_output_per_example_with_logits_names_output_type_scalar():
     counting = Counting(lambda t: torch.sigmoid(lin(t.flatten(1))[:, :1]))
     with pytest.raises(ValueError, match="output_type='probabilities' needs at least 2 classes.*'scalar'"):
         SubmodularAttribution(counting, output_type="probabilities").attribute(x, target=0, feature_mask=MASK,
-                                                                               perturbations_per_eval=1)
+                                                                             perturbations_per_eval=1)
     assert counting.calls == [1]
     # the scalar reading is batch-independent and not all zero
     sa = SubmodularAttribution(lambda t: lin(t.flatten(1))[:, 0], output_type="scalar")

@@ -355,8 +355,8 @@ class Faithfulness:
         rows of ``attributions`` of those examples.
         """
         out: Dict[str, MetricResult] = {}
-        attributions = _one_tensor(attributions)
         caches: Dict[str, Dict[str, MetricResult]] = {"target": {}, "label": {}}
+        attributions = _one_tensor(attributions)
         for metric in resolve_metrics(metrics):
             examples = self.examples_for(metric)
             if metric.explains == "label" and label_attributions is not None:
