@@ -90,7 +90,12 @@ def _is_int(value: Any) -> bool:
 def _describe(value: Any) -> str:
     if isinstance(value, Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}" if not isinstance(value, (list, tuple)) else type(value).__name__
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of shape {value.shape} (convert it with torch.as_tensor)"
+    if isinstance(value, (list, tuple, dict, set)):
+        return type(value).__name__
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -181,10 +186,12 @@ def check_attributions(attributions: Any, inputs: Tuple[Tensor, ...]) -> Tuple[T
     return tuple(out)
 
 
-def check_positive_int(value: Any, name: str) -> int:
-    """An integer ``>= 1`` (a bool or a float is refused)."""
+def check_positive_int(value: Any, name: str, none: Optional[str] = None) -> int:
+    """An integer ``>= 1`` (a bool or a float is refused); ``none`` names what ``None``
+    means where the caller accepts it (e.g. ``"automatic"``), for the message."""
     if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        also = f"None ({none}) or " if none else ""
+        raise ValueError(f"{name} must be {also}an integer >= 1; got {value!r}")
     return int(value)
 
 

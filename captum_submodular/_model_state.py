@@ -108,6 +108,9 @@ def mode_dependent(module: nn.Module) -> bool:
     Dropout, RNN or attention layer, or any module whose own ``forward`` reads ``training``."""
     if isinstance(module, _MODE_DEPENDENT):
         return True
+    scripted = getattr(module, "original_name", None)  # a TorchScript module: its class name
+    if isinstance(scripted, str) and any(k in scripted for k in ("BatchNorm", "Dropout", "InstanceNorm")):
+        return True
     forward = getattr(type(module), "forward", None)
     while hasattr(forward, "__wrapped__"):
         forward = forward.__wrapped__
@@ -142,7 +145,7 @@ def model_guard(*forward_funcs: Any, train_mode: str = "warn", caller: str = "fo
                 modules.append(m)
     training = [m for m in modules if m.training and mode_dependent(m)]
     if training:
-        kinds = sorted({type(m).__name__ for m in training})
+        kinds = sorted({getattr(m, "original_name", None) or type(m).__name__ for m in training})
         shown = ", ".join(kinds[:6]) + (", …" if len(kinds) > 6 else "")
         if train_mode == "error":
             raise ValueError(
@@ -159,7 +162,7 @@ def model_guard(*forward_funcs: Any, train_mode: str = "warn", caller: str = "fo
         )
     flags: List[Tuple[nn.Module, bool]] = [(m, m.training) for m in modules]
     saved = [(m, name, buf, buf.detach().clone())
-             for m in modules for name, buf in m._buffers.items() if buf is not None]
+             for m in modules for name, buf in m.named_buffers(recurse=False) if buf is not None]
     try:
         for m in modules:
             m.training = False
@@ -170,9 +173,16 @@ def model_guard(*forward_funcs: Any, train_mode: str = "warn", caller: str = "fo
         changed = []
         with torch.no_grad():
             for m, name, original, copy in saved:
-                if m._buffers.get(name) is not original or not _same(original, copy):
+                current = dict(m.named_buffers(recurse=False)).get(name)
+                replaced = current is None or current.data_ptr() != original.data_ptr()
+                if replaced:
+                    try:
+                        setattr(m, name, original)
+                    except Exception:  # a module that does not take the tensor back: restore values
+                        if current is not None and current.shape == copy.shape:
+                            original = current
+                if replaced or not _same(original, copy):
                     changed.append(f"{type(m).__name__}.{name}")
-                    m._buffers[name] = original
                     original.copy_(copy)
         if changed:
             warnings.warn(

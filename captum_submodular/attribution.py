@@ -148,13 +148,14 @@ class SubmodularAttribution(PerturbationAttribution):
     The model is never changed.  Every model call runs without gradients (except the
     one gradient of ``within_region="gradient"``) with the model in eval mode, and
     afterwards every module's own ``training`` flag and every buffer are restored
-    bitwise (:mod:`captum_submodular._model_state`).  A model found in training mode is
-    evaluated as ``model.eval()`` would and gets a ``UserWarning``, or a ``ValueError``
-    before any call with ``train_mode="error"``: in training mode BatchNorm would
-    overwrite its running statistics with those of the perturbed inputs (and fail on a
-    batch of one) and Dropout would make identical calls differ, while the search needs
-    one score per input.  Warning by default keeps a model someone forgot to put in eval
-    mode working, with the answer it was meant to give.
+    bitwise (:mod:`captum_submodular._model_state`).  A model found in training mode (a
+    BatchNorm, Dropout or other module whose behaviour depends on the mode, in training
+    mode) is evaluated as ``model.eval()`` would and gets a ``UserWarning``, or a
+    ``ValueError`` before any call with ``train_mode="error"``: in training mode
+    BatchNorm would overwrite its running statistics with those of the perturbed inputs
+    (and fail on a batch of one) and Dropout would make identical calls differ, while the
+    search needs one score per input.  Warning by default keeps a model someone forgot
+    to put in eval mode working, with the answer it was meant to give.
 
     Parameters
     ----------
@@ -294,15 +295,21 @@ class SubmodularAttribution(PerturbationAttribution):
         Parameters
         ----------
         inputs:
-            ``N×…`` tensor or tuple of tensors sharing the batch size ``N``.  Each example
-            is explained on its own; the result equals explaining examples one by one.
+            ``N×…`` tensor or tuple of tensors sharing the batch size ``N`` (a list is
+            refused, as in Captum: pass a tuple), floating point, integer or bool, finite.
+            Each example is explained on its own; the result equals explaining examples
+            one by one.
         baselines:
             Captum's forms: ``None`` (0), a scalar, a tensor shaped like one example or
             like the batch, or a tuple of those for tuple inputs.  The value that means
-            "region absent".
+            "region absent", cast to the input's dtype, which must hold it exactly (an
+            integral value for integer inputs, 0/1 for bool inputs); finite.
         target:
             Any target form Captum accepts: int, tuple, scalar tensor, tensor or list
-            of ``N`` entries, or ``None`` for single-output models.
+            of ``N`` entries, or ``None`` for single-output models.  Integer class
+            indices only (a float is refused, not truncated); negative indices count from
+            the last class, as in Captum, and are checked against the output at the
+            first model call.
         additional_forward_args:
             Extra arguments of ``forward_func``; tensors whose first dimension is ``N``
             are indexed per example, others are passed as they are.
@@ -410,9 +417,8 @@ class SubmodularAttribution(PerturbationAttribution):
                   perturbations_per_eval: Any, kwargs: Dict[str, Any]) -> Tuple[List[Example], bool, int, Any]:
         """Every argument checked (before any model call) → per-example state."""
         xs, was_tuple, n = check_inputs(inputs)
-        if perturbations_per_eval is None:
-            perturbations_per_eval = auto_perturbations_per_eval(xs)
-        ppe = check_positive_int(perturbations_per_eval, "perturbations_per_eval")
+        ppe = (auto_perturbations_per_eval(xs) if perturbations_per_eval is None
+               else check_positive_int(perturbations_per_eval, "perturbations_per_eval", none="automatic"))
         kwargs = dict(kwargs)
         threshold = check_real(kwargs.pop("threshold", None), "threshold")
         masks = self._region_masks(feature_mask, xs, kwargs)
@@ -458,17 +464,17 @@ class SubmodularAttribution(PerturbationAttribution):
         target: Any,
         additional_forward_args: Any,
         feature_mask: Any,
-        perturbations_per_eval: int,
-        show_progress: bool,
+        perturbations_per_eval: Optional[int],
+        show_progress: Optional[bool],
         **kwargs: Any,
     ) -> Tuple[List[SubmodularResult], bool]:
         examples, was_tuple, ppe, threshold = self._examples(
             inputs, baselines, target, feature_mask, perturbations_per_eval, kwargs)
+        if show_progress is not None and not isinstance(show_progress, bool):
+            raise ValueError(f"`show_progress` must be None (automatic), True or False, got {show_progress!r}.")
         add_args = format_afa(additional_forward_args)
         with model_guard(self.forward_func, self.embedding, train_mode=self.train_mode,
                          caller=type(self).__name__, hint=" (or pass train_mode='error' to refuse it)"):
-            if show_progress is not None and not isinstance(show_progress, bool):
-                raise ValueError(f"`show_progress` must be None (automatic), True or False, got {show_progress!r}.")
             evaluator = Evaluator(self, examples, add_args, len(examples), ppe, show_progress,
                                   AUTO_PROGRESS_EVALUATIONS)
             try:

@@ -608,7 +608,7 @@ def attribution_cases(draw):
     draw(target_part(case, output_type, needs_target=True))
     draw(baselines_part(case))
     draw(mask_part(case, max_regions, True))
-    case.ppe = draw(st.sampled_from([1, 1, 7, 1000, 2]))
+    case.ppe = draw(st.sampled_from([1, 1, 7, 1000, 2, None]))  # None: automatic
     if bad(draw, case, "ppe", 12):
         case.ppe = draw(st.sampled_from([0, -1, True, 2.5]))
         case.fault("perturbations_per_eval", PRE)
@@ -758,9 +758,19 @@ def metric_cases(draw):
     floats = all(x.is_floating_point() for x in case.tensors)
     substrate = draw(st.sampled_from([None, None, "baseline"] + (["mean"] if floats else [])
                                      + (["blur"] if fn == "deletion" else [])))
+    images = floats and all(x.dim() == 4 for x in case.tensors)
+    masks = case.mask if isinstance(case.mask, (tuple, list)) else (case.mask,)
+    per_pixel = case.mask is None or all(  # ROAD imputes whole pixels: one region id across channels
+        isinstance(m, torch.Tensor) and m.dim() <= x.dim() and ((1,) * (x.dim() - m.dim()) + tuple(m.shape))[1] == 1
+        for m, x in zip(masks, case.tensors))
+    if images and per_pixel and draw(st.booleans()):
+        substrate = "road"
     if bad(draw, case, "substrate", 10):
-        substrate = draw(st.sampled_from(["nope", "mean", "blur"]))
-        if substrate == "nope" or (substrate == "mean" and not floats) or (substrate == "blur" and fn != "deletion"):
+        substrate = draw(st.sampled_from(["nope", "mean", "blur", "road"]))
+        if substrate == "road" and not per_pixel:
+            substrate = "nope"
+        if (substrate == "nope" or (substrate == "mean" and not floats) or (substrate == "blur" and fn != "deletion")
+                or (substrate == "road" and not images)):
             case.fault("substrate", PRE)  # blur: tiny inputs are never N×C×H×W with H, W > 5
     # attributions: like the inputs, one channel, integers; or NaN, a wrong shape, a list
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
@@ -789,6 +799,7 @@ def metric_cases(draw):
     kwargs = dict(n_steps=n_steps, substrate=substrate, perturbations_per_eval=case.ppe)
     if fn != "highest_confidence":
         kwargs["output"] = output
+        kwargs["order"] = draw(st.sampled_from(["morf", "lerf"]))
     if "additional_forward_args" in case.kwargs:
         kwargs["additional_forward_args"] = case.kwargs["additional_forward_args"]
     return case, fn, attributions, kwargs
@@ -826,6 +837,7 @@ def test_metrics_correct_result_or_clear_error(drawn):
     if case.model.kind == "train":
         assert any("training mode" in str(w.message) for w in caught)
     event("correct result")
+    event(f"correct result with substrate={kwargs['substrate']!r}")
     assert isinstance(result, torch.Tensor) and result.dtype == torch.float64 and result.shape[0] == case.n
     assert torch.isfinite(result).all()
     if case.model.kind == "nan_some":

@@ -99,6 +99,35 @@ def test_1_modules_behind_a_lambda_are_found_and_no_hook_is_left():
     assert not emb._forward_hooks and not model._forward_hooks
 
 
+def test_1_buffers_a_model_changes_are_restored_with_a_warning_and_scripted_models_too():
+    class Counter(nn.Module):
+        def __init__(self, replace):
+            super().__init__()
+            self.replace = replace
+            self.register_buffer("n", torch.zeros(()))
+            self.lin = lin_model(4)
+
+        def forward(self, x):
+            if self.replace:
+                self.n = self.n + 1  # a new tensor
+            else:
+                self.n += 1  # in place
+            return self.lin(x)
+
+    x = torch.randn(2, 4)
+    for replace in (False, True):
+        model = Counter(replace)
+        original = model.n
+        with pytest.warns(UserWarning, match="changed its buffers.*Counter.n"):
+            SubmodularAttribution(model).attribute(x, target=0)
+        assert model.n is original and model.n.item() == 0
+    scripted = torch.jit.script(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Dropout(0.2)).train())
+    saved = state(scripted)
+    with pytest.warns(UserWarning, match="training mode.*BatchNorm1d"):
+        SubmodularAttribution(scripted).attribute(x, target=0)
+    assert same_state(scripted, saved) and all(m.training for m in scripted.modules())
+
+
 def test_2_one_output_per_example_with_logits_names_output_type_scalar():
     lin = nn.Linear(16, 3)
     x = torch.randn(2, 1, 4, 4)
