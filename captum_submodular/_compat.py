@@ -11,10 +11,12 @@ from typing import Any, Tuple
 
 import torch
 from captum._utils.common import _format_output as _captum_format_output
+from captum._utils.common import _select_targets as _captum_select_targets
 from captum._utils.progress import progress as _captum_progress
 from captum.log import log_usage
 
 __all__ = [
+    "select_targets",
     "format_output",
     "progress",
     "log_usage",
@@ -29,3 +31,8 @@ def format_output(was_tuple: bool, output: Tuple[torch.Tensor, ...]) -> Any:
 def progress(*args: Any, **kwargs: Any) -> Any:
     """Captum's tqdm-based progress bar."""
     return _captum_progress(*args, **kwargs)
+
+
+def select_targets(output: torch.Tensor, target: Any) -> torch.Tensor:
+    """Captum's selection of the target entries of a model output (one per row)."""
+    return _captum_select_targets(output, target)

@@ -376,3 +376,19 @@ def test_standard_methods_lineup_and_published_stand_in():
     assert len(torch.unique(pub_mask)) > len(torch.unique(ours_mask))
     with pytest.raises(ValueError, match="include: unknown"):
         standard_methods(net, include=["nope"])
+
+
+def test_compare_leaves_a_training_mode_model_unchanged():
+    from captum.attr import Occlusion
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                        nn.Flatten(), nn.Linear(16, 5)).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    methods = [Method("Occlusion", Occlusion(net), {"sliding_window_shapes": (3, 4, 4), "strides": (3, 4, 4)}),
+               Method("ours", SubmodularAttribution(net), kwargs_fn=lambda i, x: {"feature_mask": MASK})]
+    with pytest.warns(UserWarning, match="training mode"):
+        compare(net, images(2), None, methods, n_steps=N_STEPS, show_progress=False)
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert net.training and all(m.training for m in net.modules())

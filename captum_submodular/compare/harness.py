@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._model_state import model_guard
 from ..counting import count_evaluations
 from ..metrics import METRICS, Faithfulness, Metric, resolve_metrics
 from .result import Comparison
@@ -245,51 +246,54 @@ def compare(
     values: Dict[str, Dict[str, np.ndarray]] = {}
     maps: Dict[str, Tensor] = {}
     label_maps: Dict[str, Tensor] = {}
-    try:
-        for method in methods:
-            evals = np.zeros(n)
-            secs = np.zeros(n)
-            per_example: List[Tensor] = []
-            pass_bl = baselines is not None and _accepts(method.attribution.attribute, "baselines")
+    # Every method runs with the model in eval mode, its modes and buffers restored afterwards
+    # (Captum's own methods do not guard the model; ours does).
+    with model_guard(model, *[m.attribution for m in methods], caller="compare"):
+        try:
+            for method in methods:
+                evals = np.zeros(n)
+                secs = np.zeros(n)
+                per_example: List[Tensor] = []
+                pass_bl = baselines is not None and _accepts(method.attribution.attribute, "baselines")
 
-            def explain(i: int, target: int) -> Tuple[Tensor, int, float]:
-                x_i = inputs[i : i + 1]
-                kw = method.call_kwargs(i, x_i)
-                if pass_bl and "baselines" not in kw:
-                    kw["baselines"] = _example_baselines(baselines, i, n)
-                kw["target"] = target
-                with count_evaluations(method.attribution) as counter:
-                    start = time.perf_counter()
-                    raw = method.attribution.attribute(x_i, **kw)
-                    elapsed = time.perf_counter() - start
-                if method.postprocess is not None:
-                    raw = method.postprocess(raw)
-                return to_input_shape(raw, x_i, method.name).cpu(), counter.rows, elapsed
+                def explain(i: int, target: int) -> Tuple[Tensor, int, float]:
+                    x_i = inputs[i : i + 1]
+                    kw = method.call_kwargs(i, x_i)
+                    if pass_bl and "baselines" not in kw:
+                        kw["baselines"] = _example_baselines(baselines, i, n)
+                    kw["target"] = target
+                    with count_evaluations(method.attribution) as counter:
+                        start = time.perf_counter()
+                        raw = method.attribution.attribute(x_i, **kw)
+                        elapsed = time.perf_counter() - start
+                    if method.postprocess is not None:
+                        raw = method.postprocess(raw)
+                    return to_input_shape(raw, x_i, method.name).cpu(), counter.rows, elapsed
 
-            for i in range(n):
-                if bar is not None:
-                    bar.set_postfix_str(f"{method.name} #{i}")
-                a, evals[i], secs[i] = explain(i, target_list[i])
-                per_example.append(a)
-                if bar is not None:
-                    bar.update(1)
-            shapes = {tuple(a.shape) for a in per_example}
-            if len(shapes) > 1:
-                per_example = [a.sum(dim=1, keepdim=True) if a.dim() > 2 else a for a in per_example]
-            maps[method.name] = torch.cat(per_example)
-            values[method.name] = {"evaluations": evals, "seconds": secs}
-            # Label metrics score a map of the TRUE class; its extra call is not counted.
-            rows = []
-            for i in hc_examples:
-                same = bound.labels[i] == target_list[i]
-                rows.append(maps[method.name][i : i + 1] if same else explain(i, bound.labels[i])[0])
-                if bar is not None:
-                    bar.update(1)
-            if rows:
-                label_maps[method.name] = torch.cat(rows)
-    finally:
-        if bar is not None:
-            bar.close()
+                for i in range(n):
+                    if bar is not None:
+                        bar.set_postfix_str(f"{method.name} #{i}")
+                    a, evals[i], secs[i] = explain(i, target_list[i])
+                    per_example.append(a)
+                    if bar is not None:
+                        bar.update(1)
+                shapes = {tuple(a.shape) for a in per_example}
+                if len(shapes) > 1:
+                    per_example = [a.sum(dim=1, keepdim=True) if a.dim() > 2 else a for a in per_example]
+                maps[method.name] = torch.cat(per_example)
+                values[method.name] = {"evaluations": evals, "seconds": secs}
+                # Label metrics score a map of the TRUE class; its extra call is not counted.
+                rows = []
+                for i in hc_examples:
+                    same = bound.labels[i] == target_list[i]
+                    rows.append(maps[method.name][i : i + 1] if same else explain(i, bound.labels[i])[0])
+                    if bar is not None:
+                        bar.update(1)
+                if rows:
+                    label_maps[method.name] = torch.cat(rows)
+        finally:
+            if bar is not None:
+                bar.close()
 
     # Metrics: batched over examples, clean output reused.
     curves: Dict[str, Dict[str, Any]] = {m.name: {} for m in methods}

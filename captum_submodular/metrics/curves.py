@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import torch
-from captum._utils.common import _select_targets
 from torch import Tensor
 
+from .._compat import select_targets
 from .._inputs import (
     NormTarget,
     as_output,
@@ -125,7 +125,7 @@ def _select(out: Tensor, target: NormTarget) -> Tensor:
                 f"a per-example target needs a 2D model output; got {tuple(out.shape)}"
             )
         return out.gather(1, target.to(out.device).view(-1, 1)).squeeze(1)
-    return _select_targets(out, target)
+    return select_targets(out, target)
 
 
 def output_scores(
