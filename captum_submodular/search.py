@@ -999,95 +999,103 @@ class PhaseWinSearch(SearchStrategy):
 
 
 class RefinedSearch(SearchStrategy):
-    """Budgeted search of the best area under the objective curve: screened greedy steps
-    on gain per element, then exact refinement of the order by adjacent swaps.
+    """Budgeted search of the best area under the objective curve: neighbour-screened greedy
+    steps on gain per element, then exact refinement of the order by adjacent swaps.
 
-    What it optimises.  The area under ``F`` along the order,
-    ``A = Σ_k (x_k − x_{k−1}) · (F(S_{k−1}) + F(S_k)) / 2``, where ``S_k`` is the first
-    ``k`` regions and ``x_k`` the share of the input they cover (the context's
-    ``region_sizes``; equal shares on synthetic set functions).  With the default objective
-    this is ``λ_cons`` × the insertion area plus ``λ_colla`` × (1 − the deletion area) of
-    the order's own curves, weighted by region size as pixel-level metrics weight them.
-    For an additive ``F`` the best order sorts regions by gain per element
+    What it optimises.  The area under the score ``g(S) = F(S) − β · F(V∖S)`` along the
+    order, ``A = Σ_k (x_k − x_{k−1}) · (g(S_{k−1}) + g(S_k)) / 2``, where ``S_k`` is the
+    first ``k`` regions and ``x_k`` the share of the input they cover (the context's
+    ``region_sizes``; equal shares on synthetic set functions).  With ``β = 0`` and the
+    default objective this is ``λ_cons`` × the insertion area plus ``λ_colla`` ×
+    (1 − the deletion area) of the order's own curves, weighted by region size as
+    pixel-level metrics weight them; ``β > 0`` also asks the complement of each prefix to
+    score low (it costs nothing: ``x[S]`` and ``x[V∖S]`` are the two inputs of every
+    query).  For an additive ``g`` the best order sorts regions by gain per element
     ``g_c / s_c`` (the exchange argument of Smith's rule), so every choice below compares
-    densities ``(F(S ∪ {c}) − F(S)) / s_c``, not raw gains.
+    densities ``(g(S ∪ {c}) − g(S)) / s_c``, not raw gains.
 
     Algorithm (budget ``B``; ties within the context's resolution go to the lower index)
     ---------
     1. *Screen*: ``F({c})`` and ``F(V∖{c})`` for every region, and ``F(∅)``, ``F(V)``:
-       ``2m`` evaluations (a subset and its complement share their two inputs).  An
-       additive surrogate ``F(T) ≈ b + Σ_{i∈T} w_i`` is fitted to every value seen (as in
-       :class:`AcceleratedSearch`).
-    2. *Front*: greedy steps that score ``F(S ∪ {c})`` only for a short list of
-       ``K_t = max(n_candidates, ⌈head · r / (t + 1)⌉)`` regions (``t`` placed, ``r``
-       left): half of it the largest last measured densities, the rest the largest
-       surrogate densities ``w_c / s_c``; the best density is appended.  The steps stop
-       when ``F(S)`` reaches ``F(V) − saturation · |F(V) − F(∅)|`` (the prefix keeps the
-       full-input score and its complement is near the baseline, so the rest of the order
-       barely moves either area) or when only the refinement's share of the budget is left.
-    3. *Tail*: one screen ``F(S ∪ {c})`` of all remaining regions; they follow in order of
-       density given ``S`` (regions that lower the score come last).  If the budget does
-       not allow the screen, the surrogate densities order them.
+       ``2m + 1`` evaluations (a subset and its complement share their two inputs).  It
+       decides the first step.
+    2. *Front*: greedy steps that score ``g(S ∪ {c})`` only for a short list: the
+       ``n_candidates`` regions of largest last measured density, and the unplaced
+       neighbours of the region placed last (the context's ``adjacency``: gains grow when
+       neighbours arrive, so those are the stale densities most likely to be out of date).
+       Without adjacency the list is filled up to ``max(n_candidates, ⌈head · r / (t+1)⌉)``
+       (``t`` placed, ``r`` left) by the largest densities of an additive surrogate
+       ``F(T) ≈ b + Σ_{i∈T} w_i`` fitted to every value seen (as in
+       :class:`AcceleratedSearch`).  The best density is appended.  The steps stop when
+       the budget left is the refinement's share plus 2 evaluations per unplaced region.
+    3. *Tail*: the unplaced regions follow by the density of the screen's complements,
+       ``(F(V) − F(V∖{c})) / s_c`` (least important last; no query), or with
+       ``tail="screen"`` by one screen ``g(S ∪ {c})`` of all of them.
     4. *Refinement*: the prefixes of the order not yet scored are scored (the curves need
        them anyway), so ``A`` is known exactly.  Swapping the regions at ranks ``k`` and
        ``k + 1`` changes one prefix set, so its exact change of ``A`` costs one query (two
        evaluations, none if that set was scored already).  Swaps are tried in order of
        their estimated gain (the additive estimate from the measured marginals of the two
-       regions) and kept when ``A`` grows; this repeats until no swap is estimated to help
-       or the budget is spent.
+       regions) and kept when ``A`` grows, until no swap is estimated to help or the
+       budget is spent.
 
     Every prefix of the returned order has been scored, so its curves are exact and cost
-    nothing more.  On an additive ``F`` with equal region sizes the screen already
-    determines the optimal (descending-weight) order and nothing is swapped.
+    nothing more.  On an additive ``F`` the screen measures every region's gain exactly,
+    so the order is the optimal one (descending weight for equal region sizes, descending
+    weight per element otherwise) and no swap helps.
 
     Cost
     ----
-    ``B = min(max_evaluations, ⌈evaluations_per_region · m⌉)`` model evaluations at most,
-    everything counted (the screen, the steps, the curves); it spends all of them unless
-    the refinement runs out of swaps estimated to help (then fewer).  With the defaults:
-    m=25 → 250, m=49 → 490, m=54 → 540, m=100 → 1,000, m=196 → 1,960.
+    At most ``B = min(max_evaluations, ⌈evaluations_per_region · m⌉)`` model evaluations,
+    everything counted (the screen, the steps, the curves); fewer when the refinement runs
+    out of swaps estimated to help.  With the defaults: m=25 → 250, m=49 → 490, m=54 → 540,
+    m=100 → 1,000, m=196 → 1,960 at most.
 
     Parameters
     ----------
     evaluations_per_region:
         The search's own budget per region (default 10).
     refine_share:
-        Share of ``B`` kept for the refinement (default 0.2).
-    n_candidates, head:
-        Short-list widths ``K_t`` of the front steps (defaults 4 and 0.5, as in
-        :class:`AcceleratedSearch`).
-    saturation:
-        When the front steps stop (default 0.02; 0 runs them until the budget says stop).
+        Share of ``B`` kept for the refinement (default 0.1).
+    n_candidates:
+        Regions of largest last measured density in each short list (default 2).
+    head:
+        Width of the surrogate-filled short lists without adjacency (default 0.5).
+    complement_weight:
+        ``β`` above (default 0.1).
     tail:
-        ``"screen"`` (default, step 3) or ``"end"``: order the tail by the densities of
-        the screen's complements ``(F(V) − F(V∖{c})) / s_c`` instead (no extra query).
+        ``"end"`` (default) or ``"screen"`` (step 3).
+    neighbours:
+        Use the context's adjacency in the short lists (default ``True``).
     ridge:
         Ridge penalty of the surrogate.
     """
 
     max_regions = 1024
 
-    def __init__(self, evaluations_per_region: float = 10.0, refine_share: float = 0.2, n_candidates: int = 2,
-                 head: float = 0.5, saturation: float = 0.02, tail: str = "screen", ridge: float = 1e-6,
-                 neighbours: bool = True) -> None:
+    def __init__(self, evaluations_per_region: float = 10.0, refine_share: float = 0.1, n_candidates: int = 2,
+                 head: float = 0.5, complement_weight: float = 0.1, tail: str = "end", neighbours: bool = True,
+                 ridge: float = 1e-6) -> None:
         if not evaluations_per_region >= 2:
             raise ValueError(f"`evaluations_per_region` must be ≥ 2, got {evaluations_per_region!r}.")
         if not 0.0 <= refine_share < 1.0:
             raise ValueError(f"`refine_share` must be in [0, 1), got {refine_share!r}.")
         if not isinstance(n_candidates, int) or n_candidates < 1:
             raise ValueError(f"`n_candidates` must be an int ≥ 1, got {n_candidates!r}.")
-        if not head >= 0 or not saturation >= 0 or not ridge > 0:
-            raise ValueError("`head` and `saturation` must be ≥ 0 and `ridge` > 0.")
+        if not head >= 0 or not ridge > 0:
+            raise ValueError("`head` must be ≥ 0 and `ridge` > 0.")
+        if not 0.0 <= complement_weight <= 1.0:
+            raise ValueError(f"`complement_weight` must be in [0, 1], got {complement_weight!r}.")
         if tail not in ("screen", "end"):
             raise ValueError(f"`tail` must be 'screen' or 'end', got {tail!r}.")
         self.evaluations_per_region = float(evaluations_per_region)
         self.refine_share = float(refine_share)
         self.n_candidates = n_candidates
         self.head = float(head)
-        self.saturation = float(saturation)
+        self.complement_weight = float(complement_weight)
         self.tail = tail
-        self.ridge = float(ridge)
         self.neighbours = bool(neighbours)
+        self.ridge = float(ridge)
 
     def budget(self, m: int, max_evaluations: Optional[int] = None) -> int:
         """``B``: the evaluations this search spends at most on ``m`` regions."""
@@ -1100,26 +1108,36 @@ class RefinedSearch(SearchStrategy):
     def search(self, m: int, context: Optional[SearchContext] = None) -> SearchGenerator:
         outer = context if context is not None else SearchContext(m)
         ctx = outer.limit(self.budget(m, outer.max_evaluations))
-        tol = ctx.resolution
         sizes = ctx.region_sizes.double().clamp_min(1e-12)
+        # rounding of a score F(S) − β·F(V∖S), and of a density (score gain per element)
+        tol_score = (1.0 + self.complement_weight) * ctx.resolution
+        tol = 2.0 * tol_score / float(sizes.min())
         adjacency = ctx.adjacency if self.neighbours else None
         known: Dict[bytes, float] = {}
         n_queries = 0
         surrogate = _Additive(m, self.ridge)
 
+        beta = self.complement_weight
+
+        def score(key: bytes, complement: bytes) -> float:
+            return known[key] - beta * known[complement]
+
         def ask(rows: Tensor) -> Generator[Tensor, Tensor, Tensor]:
-            """F of ``rows`` and of their complements (same inputs); remembers all values."""
+            """Scores of ``rows`` (F of them and of their complements: the same inputs)."""
             nonlocal n_queries
             both = torch.cat([rows, ~rows])
             values = (yield both).double()
             n_queries += len(both)
-            for key, v in zip(_row_keys(both), values.tolist()):
+            keys = _row_keys(both)
+            for key, v in zip(keys, values.tolist()):
                 known[key] = v
             surrogate.observe(both, values)
-            return values[: len(rows)]
+            n = len(rows)
+            return torch.tensor([score(keys[i], keys[n + i]) for i in range(n)], dtype=torch.float64)
 
         def value(row: Tensor) -> Optional[float]:
-            return known.get(_row_keys(row[None])[0])
+            key, complement = _row_keys(torch.stack([row, ~row]))
+            return score(key, complement) if key in known else None
 
         # 1. screen (and F(∅), F(V))
         full = torch.ones(1, m, dtype=torch.bool)
@@ -1129,17 +1147,15 @@ class RefinedSearch(SearchStrategy):
             order, extra = yield from _complete(m, ctx, [], [], torch.full((m,), -math.inf))
             return SearchOutcome(order, n_queries + extra)
         vals = yield from ask(screen_rows)
-        f_empty = float(vals[0])
-        f_full = float(known[_row_keys(full)[0]])
+        f_full = known[_row_keys(full)[0]]
         singles = vals[1:]
-        stale = (singles - f_empty) / sizes  # last measured density of each region
-        margin = self.saturation * abs(f_full - f_empty)
+        stale = torch.empty(m, dtype=torch.float64)  # last measured density of each region (step 1 sets all)
         refine_reserve = int(self.refine_share * ctx.max_evaluations)
 
         # 2. front
         selected = torch.zeros(m, dtype=torch.bool)
         order: List[int] = []
-        f_s = f_empty
+        f_s = float(vals[0])  # score of S
         # the first step is free: every singleton is scored
         cands = torch.arange(m)
         gains = singles
@@ -1152,8 +1168,7 @@ class RefinedSearch(SearchStrategy):
             f_s = float(gains[int((cands == best).nonzero())])
             remaining = (~selected).nonzero().flatten()
             r = len(remaining)
-            f_rest = known[_row_keys(~selected[None])[0]]  # F(V ∖ S): queried with S
-            if r <= 1 or (f_s >= f_full - margin - tol and f_rest <= f_empty + margin + tol):
+            if r <= 1:
                 break
             spare = ctx.slack(order, []) - refine_reserve - 2 * (r - 1)  # keep the tail screen
             cap = min(r, 1 + max(0, int(spare)) // 2)
@@ -1194,7 +1209,8 @@ class RefinedSearch(SearchStrategy):
         missing = [k for k in range(1, m) if value(prefixes[k]) is None]
         if missing:
             yield from ask(prefixes[missing])
-        f = [known[key] for key in _row_keys(prefixes)]
+        keys = _row_keys(torch.cat([prefixes, ~prefixes]))
+        f = [score(keys[k], keys[m + 1 + k]) for k in range(m + 1)]
         s_of = sizes.tolist()
 
         def estimate(k: int) -> Tuple[float, Optional[float]]:
@@ -1215,7 +1231,7 @@ class RefinedSearch(SearchStrategy):
                 break
             est, exact = gain[k]
             a, b = order[k - 1], order[k]
-            if est <= tol * (s_of[a] + s_of[b]):
+            if est <= 2.0 * tol_score * (s_of[a] + s_of[b]):
                 break
             row = prefixes[k - 1].clone()
             row[b] = True
