@@ -1046,15 +1046,17 @@ class RefinedSearch(SearchStrategy):
 
     Cost
     ----
-    At most ``B = min(max_evaluations, ⌈evaluations_per_region · m⌉)`` model evaluations,
-    everything counted (the screen, the steps, the curves); fewer when the refinement runs
-    out of swaps estimated to help.  With the defaults: m=25 → 250, m=49 → 490, m=54 → 540,
-    m=100 → 1,000, m=196 → 1,960 at most.
+    At most ``B`` model evaluations, everything counted (the screen, the steps, the
+    curves): ``B = max_evaluations`` when a budget is given, else
+    ``⌈evaluations_per_region · m⌉``: m=25 → 250, m=49 → 490, m=54 → 540, m=100 → 1,000,
+    m=196 → 1,960.  It spends fewer when the refinement runs out of swaps estimated to
+    help.  A larger budget buys longer short lists' worth of steps before the refinement
+    and more swaps.
 
     Parameters
     ----------
     evaluations_per_region:
-        The search's own budget per region (default 10).
+        The search's budget per region when no ``max_evaluations`` is given (default 10).
     refine_share:
         Share of ``B`` kept for the refinement (default 0.1).
     n_candidates:
@@ -1099,15 +1101,16 @@ class RefinedSearch(SearchStrategy):
 
     def budget(self, m: int, max_evaluations: Optional[int] = None) -> int:
         """``B``: the evaluations this search spends at most on ``m`` regions."""
-        own = max(minimum_evaluations(m), int(math.ceil(self.evaluations_per_region * m)))
-        return own if max_evaluations is None else min(own, max_evaluations)
+        if max_evaluations is not None:
+            return int(max_evaluations)
+        return max(minimum_evaluations(m), int(math.ceil(self.evaluations_per_region * m)))
 
     def expected_evaluations(self, m: int) -> int:
         return self.budget(m)
 
     def search(self, m: int, context: Optional[SearchContext] = None) -> SearchGenerator:
         outer = context if context is not None else SearchContext(m)
-        ctx = outer.limit(self.budget(m, outer.max_evaluations))
+        ctx = outer.limit(self.budget(m, outer.max_evaluations))  # the budget it plans with
         sizes = ctx.region_sizes.double().clamp_min(1e-12)
         # rounding of a score F(S) − β·F(V∖S), and of a density (score gain per element)
         tol_score = (1.0 + self.complement_weight) * ctx.resolution

@@ -78,9 +78,12 @@ def test_never_more_than_its_budget(seed, m):
     assert own == 10 * m
     out = run_search(RefinedSearch(), m, f, adjacency=chain(m))
     assert sorted(out.order) == list(range(m)) and out.n_evaluations <= own
-    small = run_search(RefinedSearch(), m, f, max_evaluations=3 * m, adjacency=chain(m))
-    assert sorted(small.order) == list(range(m)) and small.n_evaluations <= 3 * m
+    for budget in (3 * m, 20 * m):
+        out_b = run_search(RefinedSearch(), m, f, max_evaluations=budget, adjacency=chain(m))
+        assert sorted(out_b.order) == list(range(m)) and out_b.n_evaluations <= budget
+    assert run_search(RefinedSearch(), m, f, max_evaluations=own, adjacency=chain(m)) == out
     assert RefinedSearch(evaluations_per_region=4).budget(m) == 4 * m
+    assert RefinedSearch().budget(m, max_evaluations=7 * m) == 7 * m
 
 
 def test_refinement_improves_the_area_of_its_own_construction():
