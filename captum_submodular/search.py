@@ -1030,7 +1030,8 @@ class RefinedSearch(SearchStrategy):
        the budget left is the refinement's share plus 2 evaluations per unplaced region.
     3. *Tail*: the unplaced regions follow by the density of the screen's complements,
        ``(F(V) − F(V∖{c})) / s_c`` (least important last; no query), or with
-       ``tail="screen"`` by one screen ``g(S ∪ {c})`` of all of them.
+       ``tail="screen"`` by one screen ``g(S ∪ {c})`` of all of them (by the surrogate's
+       densities when the budget does not allow that screen).
     4. *Refinement*: the prefixes of the order not yet scored are scored (the curves need
        them anyway), so ``A`` is known exactly.  Swapping the regions at ranks ``k`` and
        ``k + 1`` changes one prefix set, so its exact change of ``A`` costs one query (two
