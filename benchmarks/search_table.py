@@ -96,34 +96,38 @@ def merge(args: argparse.Namespace) -> None:
     main_rows = [r for r in rows if r["budget"] is None]
     lines = []
     metrics = (("ins", "insertion ↑", 1), ("ins_blur", "blur insertion ↑", 1), ("dele", "deletion ↓", -1))
+    core = ("refined", "bidirectional", "phasewin")
     for dataset in ("imagenet", "skimage"):
         rs = [r for r in main_rows if r["dataset"] == dataset]
-        images = sorted({r["image"] for r in rs})
         by = {(r["image"], r["search"]): r for r in rs}
-        names = [n for n in SEARCHES if all((i, n) in by for i in images)]
-        lines += [f"### {dataset}: {len(images)} images", "",
-                  "| search | evaluations (mean, max) | insertion ↑ | blur insertion ↑ | deletion ↓ |",
-                  "|---|---:|---:|---:|---:|"]
-        for n in names:
-            e = [by[i, n]["evals"] for i in images]
-            cells = [f"{np.mean([by[i, n][k] for i in images]):.3f}" for k, _, _ in metrics]
-            lines.append(f"| {n} | {np.mean(e):.0f}, {max(e)} | " + " | ".join(cells) + " |")
-        lines += ["", f"refined against each other search ({dataset}): mean difference (wins / images); "
-                      "halves = sign of the mean difference on the first and the second half of the images "
-                      "(sorted by name)", "",
-                  "| against | " + " | ".join(lbl for _, lbl, _ in metrics) + " |", "|---|---|---|---|"]
-        half = len(images) // 2
-        for n in names:
-            if n == "refined" or "refined" not in names:
+        images = sorted(i for i in {r["image"] for r in rs} if all((i, n) in by for n in core))
+        lines += [f"### {dataset}: {len(images)} images with {', '.join(core)}", "",
+                  "| search | images | evaluations (mean, max) | insertion ↑ | blur insertion ↑ | deletion ↓ |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for n in SEARCHES:
+            imgs = [i for i in images if (i, n) in by]
+            if not imgs:
                 continue
+            e = [by[i, n]["evals"] for i in imgs]
+            cells = [f"{np.mean([by[i, n][k] for i in imgs]):.3f}" for k, _, _ in metrics]
+            lines.append(f"| {n} | {len(imgs)} | {np.mean(e):.0f}, {max(e)} | " + " | ".join(cells) + " |")
+        lines += ["", f"refined against each other search ({dataset}, on the images both ran): mean difference "
+                      "(refined better on / images; sign of the mean difference on the first and the second half "
+                      "of those images, sorted by name)", "",
+                  "| against | images | " + " | ".join(lbl for _, lbl, _ in metrics) + " |", "|---|---:|---|---|---|"]
+        for n in SEARCHES:
+            imgs = [i for i in images if (i, n) in by]
+            if n == "refined" or not imgs:
+                continue
+            half = len(imgs) // 2
             cells = []
             for k, _, sign in metrics:
-                d = np.array([by[i, "refined"][k] - by[i, n][k] for i in images])
+                d = np.array([by[i, "refined"][k] - by[i, n][k] for i in imgs])
                 wins = int(((d * sign) > 0).sum())
-                h1, h2 = np.sign(d[:half].mean()), np.sign(d[half:].mean())
-                flag = "" if h1 == h2 else ", sign flips between halves"
-                cells.append(f"{d.mean():+.3f} ({wins}/{len(images)}; halves {h1:+.0f}/{h2:+.0f}{flag})")
-            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+                h1, h2 = np.sign(d[:half].mean()) if half else 0.0, np.sign(d[half:].mean())
+                flag = "" if h1 == h2 else ", flips"
+                cells.append(f"{d.mean():+.3f} ({wins}/{len(imgs)}; {h1:+.0f}/{h2:+.0f}{flag})")
+            lines.append(f"| {n} | {len(imgs)} | " + " | ".join(cells) + " |")
         lines.append("")
     text = "\n".join(lines)
     print(text)
