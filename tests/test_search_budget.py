@@ -53,7 +53,7 @@ def distinct_inputs(queried_rows, order):
     return len(keys)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(m=st.integers(2, 12), seed=st.integers(0, 10_000), name=st.sampled_from(NAMES),
        share=st.floats(0.0, 1.2))
 def test_budget_is_never_exceeded_and_the_order_is_a_permutation(m, seed, name, share):
