@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -48,6 +49,10 @@ def main() -> None:
         for ax, j, label in zip(axes, (1, 2, 3), ("insertion ↑", "blur insertion ↑", "deletion ↓")):
             ax.plot(arr[:, 0], arr[:, j], marker="o", label=search)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.set_xticks([150, 250, 400, 640, 1000, 1600, 2600, 4000])
+            ax.tick_params(axis="x", labelsize=7)
             ax.set_xlabel("model evaluations per image (mean)")
             ax.set_title(label)
     axes[0].legend()

@@ -7,7 +7,8 @@ used here.  Two development sets:
   (motorcycle_left, camera, coins, horse, hubble_deep_field, retina, ihc, clock_motion,
   motorcycle_right, logo), SLIC 49, the predicted class;
 * ``cifar``: the PyTorch-tutorial CIFAR-10 ``Net`` shipped in captum 0.8.0's wheel
-  (``captum/insights/attr_vis/models/cifar_torchvision.pt``; pass its path with
+  (``pip download --no-deps captum==0.8.0``, then unzip
+  ``captum/insights/attr_vis/models/cifar_torchvision.pt``; pass its path with
   ``--cifar-weights``) on the 20 CIFAR-10 images of foolbox's data folder, an 8×8 grid
   of 4×4 tiles (64 regions) or SLIC, the predicted class.
 
