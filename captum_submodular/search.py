@@ -73,6 +73,7 @@ __all__ = [
     "PhaseWinSearch",
     "RefinedSearch",
     "run_search",
+    "start_search",
     "get_search",
     "minimum_evaluations",
     "SEARCHES",
