@@ -794,7 +794,8 @@ class PhaseWinSearch(SearchStrategy):
     Data-dependent (the pruning and the windows decide): per phase, two scorings of
     the pool plus one scoring of the window per refill, then two final scorings; each
     query of a new subset costs two model inputs, and repeated queries of the same
-    subset (e.g. the first window, scored in step 2 already) are free.  Regions
+    subset (e.g. the first window, scored in step 2 already) are free, so the count is
+    below the forward passes the authors report for the same run.  Regions
     accepted in a batch and the final appended pools do not have their own prefixes
     queried, so recording the curves costs up to 2 inputs per such region.  With a
     budget, once a scoring no longer fits, the order is finished by :func:`_complete`
