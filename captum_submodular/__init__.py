@@ -14,7 +14,17 @@ Main entry points
 
 from .attribution import NonFiniteOutputError, SubmodularAttribution, SubmodularResult
 from .objective import ObjectiveWeights
-from .search import AcceleratedSearch, BidirectionalSearch, GreedySearch, SearchOutcome, SearchStrategy, run_search
+from .search import (
+    AcceleratedSearch,
+    BidirectionalSearch,
+    GreedySearch,
+    PhaseWinSearch,
+    RefinedSearch,
+    SearchContext,
+    SearchOutcome,
+    SearchStrategy,
+    run_search,
+)
 
 
 def __getattr__(name: str):
@@ -37,6 +47,9 @@ __all__ = [
     "GreedySearch",
     "BidirectionalSearch",
     "AcceleratedSearch",
+    "PhaseWinSearch",
+    "RefinedSearch",
+    "SearchContext",
     "run_search",
     "explain_dataset",
     "RegionsConfig",

@@ -304,13 +304,30 @@ class Evaluator:
             counts += torch.bincount(region.reshape(-1).cpu(), minlength=e.m).double()
         return counts / counts.sum()
 
+    @staticmethod
+    def adjacency(e: Example) -> Tensor:
+        """``m×m`` bool: regions of ``e`` that are neighbours along some axis of a mask."""
+        adj = torch.zeros(e.m, e.m, dtype=torch.bool)
+        for idx in e.idx:
+            idx = idx.cpu()
+            for d in range(1, idx.dim()):
+                n = idx.shape[d]
+                if n < 2:
+                    continue
+                a = idx.narrow(d, 0, n - 1).reshape(-1)
+                b = idx.narrow(d, 1, n - 1).reshape(-1)
+                cut = a != b
+                adj[a[cut], b[cut]] = True
+                adj[b[cut], a[cut]] = True
+        return adj
+
     def run_searches(self, examples: List[Example], max_evaluations: Optional[int] = None) -> list:
         """Run every example's search concurrently, batching their requests together.
 
         Each search gets a :class:`~captum_submodular.search.SearchContext` with the
         example's budget (``max_evaluations`` counts every evaluation of the example,
         those made before the search included), its cache-aware costs, the objective's
-        resolution and the region sizes.
+        resolution, the region sizes and which regions touch.
         """
         weights = self.owner.weights
         strategy = self.owner.search
@@ -323,6 +340,7 @@ class Evaluator:
                 max_evaluations=max_evaluations,
                 resolution=self.objective_resolution(e, weights),
                 region_sizes=self.region_sizes(e),
+                adjacency=self.adjacency(e),
             )
             gens[e.index] = start_search(strategy, e.m, ctx)
         outcomes: Dict[int, Any] = {}

@@ -163,12 +163,15 @@ class SubmodularAttribution(PerturbationAttribution):
         The model or any callable ``forward_func(*inputs, *additional_forward_args)``.
     search:
         ``"bidirectional"`` (default: LiMA's two-sided greedy, about m²/1.5 model calls,
-        1,608 at m = 49), ``"accelerated"`` (surrogate-screened greedy, about 10·m, 496 at
-        m = 49, somewhat less faithful), ``"greedy"`` (exact plain greedy, m(m+1)), or any
+        1,608 at m = 49), ``"refined"`` (neighbour-screened greedy plus exact swap
+        refinement, at most 10·m), ``"accelerated"`` (surrogate-screened greedy, about 10·m,
+        496 at m = 49), ``"phasewin"`` (PhaseWin, with its own objective weights 1 / 1
+        unless ``weights`` is given), ``"greedy"`` (exact plain greedy, m(m+1)), or any
         :class:`~captum_submodular.search.SearchStrategy` instance.  BENCHMARKS.md §1–2
-        measures the three side by side.
+        measures them side by side.
     weights:
-        :class:`~captum_submodular.objective.ObjectiveWeights`; defaults 20 / 5 / 0.01 / 0.
+        :class:`~captum_submodular.objective.ObjectiveWeights`; defaults 20 / 5 / 0.01 / 0
+        (or the search's ``default_weights``, e.g. PhaseWin's 1 / 1 / 0 / 0).
     output_type:
         ``"logits"`` (default: softmax over the last dimension), ``"probabilities"`` or
         ``"scalar"`` (one score per example; ``target`` must be ``None``).

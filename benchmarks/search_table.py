@@ -1,0 +1,201 @@
+"""Issue 12: the searches side by side on the evaluation sets, and quality against budget.
+
+Searches: plain greedy, the two-sided search (``bidirectional``, LiMA), PhaseWin (its
+published objective 1 / 1), the accelerated search, and the refined search; all with the
+package's defaults otherwise (weights 20 / 5 / 0.01 except PhaseWin's, the gain map).
+EfficientNet-Lite0, the 20 ImageNet samples and the 4 scikit-image photos, SLIC 49 masks
+(``slic_mask(x[0], n_segments=49)``), the predicted class, pixel-grid insertion (baseline
+0), blurred insertion and deletion, 50 steps, softmax.  Evaluations are the searches'
+own ``n_evaluations``.  Model outputs are cached by the bytes of the composed input within
+one image (the searches and metrics of an image share what they ask twice), so the
+seconds are not comparable between searches; the evaluation counts are.
+
+    python benchmarks/search_table.py --shard 0/2 & python benchmarks/search_table.py --shard 1/2
+    python benchmarks/search_table.py --merge          # table, CSV, half-split check, budget plot
+
+``--budget-images`` names the images that also get the quality-against-budget runs
+(``--budgets``); ``--grid 14`` runs the 14×14 grid (196 regions) instead of SLIC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dev_search import Cached  # noqa: E402
+
+from captum_submodular import SubmodularAttribution  # noqa: E402
+from captum_submodular.data import imagenet_samples, skimage_samples  # noqa: E402
+from captum_submodular.metrics import deletion, insertion  # noqa: E402
+from captum_submodular.models import load_model  # noqa: E402
+from captum_submodular.regions import grid_mask, slic_mask  # noqa: E402
+
+SEARCHES = ("refined", "bidirectional", "phasewin", "accelerated", "greedy")
+BUDGET_SEARCHES = ("greedy", "bidirectional", "phasewin", "refined")
+OUT = os.path.join("benchmarks", "results")
+
+
+def run_shard(args: argparse.Namespace) -> None:
+    index, count = (int(v) for v in args.shard.split("/"))
+    torch.set_num_threads(1)
+    lm = load_model()
+    samples = [("skimage", s) for s in skimage_samples()] + [("imagenet", s) for s in imagenet_samples()]
+    if args.only:
+        samples = [p for p in samples if p[1].name in args.only]
+    samples = samples[index::count]
+    path = os.path.join(args.out, f"{args.tag}-part{index}of{count}.jsonl")
+    done = set()
+    if os.path.exists(path):
+        done = {(r["image"], r["search"], r["budget"]) for r in map(json.loads, open(path))}
+    for dataset, s in samples:
+        model = Cached(lm.model.eval())
+        x = lm.preprocess(s.image)[None]
+        mask = grid_mask(224, 224, grid=args.grid) if args.grid else slic_mask(x[0], n_segments=49)
+        with torch.no_grad():
+            target = int(model(x).argmax())
+        plan = [(name, None) for name in args.searches]
+        if s.name in args.budget_images:
+            plan += [(name, b) for b in args.budgets for name in BUDGET_SEARCHES]
+        for name, budget in plan:
+            if (s.name, name, budget) in done:
+                continue
+            t = time.perf_counter()
+            sa = SubmodularAttribution(model, search=name, max_evaluations=budget)
+            (res,) = sa.explain(x, target=target, feature_mask=mask, perturbations_per_eval=16)
+            sec = time.perf_counter() - t
+            a = res.attributions
+            rec = dict(dataset=dataset, image=s.name, m=int(res.region_ids.numel()), search=name, budget=budget,
+                       target=target, evals=res.n_evaluations, sec=round(sec, 1),
+                       ins=float(insertion(model, x, a, target, n_steps=50, perturbations_per_eval=16)),
+                       ins_blur=float(insertion(model, x, a, target, n_steps=50, substrate="blur",
+                                                perturbations_per_eval=16)),
+                       dele=float(deletion(model, x, a, target, n_steps=50, perturbations_per_eval=16)),
+                       order=res.order.tolist())
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            print(json.dumps({k: v for k, v in rec.items() if k != "order"}), flush=True)
+
+
+def _load(args: argparse.Namespace) -> list:
+    rows = []
+    for p in sorted(glob.glob(os.path.join(args.out, f"{args.tag}-part*of*.jsonl"))):
+        rows += [json.loads(line) for line in open(p, encoding="utf-8")]
+    return rows
+
+
+def merge(args: argparse.Namespace) -> None:
+    rows = _load(args)
+    main_rows = [r for r in rows if r["budget"] is None]
+    lines = []
+    metrics = (("ins", "insertion ↑", 1), ("ins_blur", "blur insertion ↑", 1), ("dele", "deletion ↓", -1))
+    core = ("refined", "bidirectional", "phasewin")
+    for dataset in ("imagenet", "skimage"):
+        rs = [r for r in main_rows if r["dataset"] == dataset]
+        by = {(r["image"], r["search"]): r for r in rs}
+        images = sorted(i for i in {r["image"] for r in rs} if all((i, n) in by for n in core))
+        lines += [f"### {dataset}: {len(images)} images with {', '.join(core)}", "",
+                  "| search | images | evaluations (mean, max) | insertion ↑ | blur insertion ↑ | deletion ↓ |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for n in SEARCHES:
+            imgs = [i for i in images if (i, n) in by]
+            if not imgs:
+                continue
+            e = [by[i, n]["evals"] for i in imgs]
+            cells = [f"{np.mean([by[i, n][k] for i in imgs]):.3f}" for k, _, _ in metrics]
+            lines.append(f"| {n} | {len(imgs)} | {np.mean(e):.0f}, {max(e)} | " + " | ".join(cells) + " |")
+        lines += ["", f"refined against each other search ({dataset}, on the images both ran): mean difference "
+                      "(refined better on / images; sign of the mean difference on the first and the second half "
+                      "of those images, sorted by name)", "",
+                  "| against | images | " + " | ".join(lbl for _, lbl, _ in metrics) + " |", "|---|---:|---|---|---|"]
+        for n in SEARCHES:
+            imgs = [i for i in images if (i, n) in by]
+            if n == "refined" or not imgs:
+                continue
+            half = len(imgs) // 2
+            cells = []
+            for k, _, sign in metrics:
+                d = np.array([by[i, "refined"][k] - by[i, n][k] for i in imgs])
+                wins = int(((d * sign) > 0).sum())
+                h1, h2 = np.sign(d[:half].mean()) if half else 0.0, np.sign(d[half:].mean())
+                flag = "" if h1 == h2 else ", flips"
+                cells.append(f"{d.mean():+.3f} ({wins}/{len(imgs)}; {h1:+.0f}/{h2:+.0f}{flag})")
+            lines.append(f"| {n} | {len(imgs)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(args.out, f"{args.tag}-table.md"), "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    cols = ["dataset", "image", "m", "search", "budget", "target", "evals", "ins", "ins_blur", "dele"]
+    with open(os.path.join(args.out, f"{args.tag}-per-image.csv"), "w", encoding="utf-8") as fh:
+        fh.write(",".join(cols) + "\n")
+        for r in rows:
+            fh.write(",".join("" if r[c] is None else str(r[c]) for c in cols) + "\n")
+    budget_plot(args, rows)
+
+
+def budget_plot(args: argparse.Namespace, rows: list) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = sorted({r["image"] for r in rows if r["budget"] is not None})
+    if not images:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    summary = {}
+    for name in BUDGET_SEARCHES:
+        pts = []
+        for budget in sorted({r["budget"] for r in rows if r["budget"] is not None}) + [None]:
+            rs = [r for r in rows if r["search"] == name and r["budget"] == budget and r["image"] in images]
+            if len(rs) != len(images):
+                continue
+            pts.append((np.mean([r["evals"] for r in rs]),) + tuple(np.mean([r[k] for r in rs])
+                                                               for k in ("ins", "ins_blur", "dele")))
+        pts = np.array(sorted(pts))
+        summary[name] = pts.tolist()
+        for ax, j, label in zip(axes, (1, 2, 3), ("insertion ↑", "blur insertion ↑", "deletion ↓")):
+            ax.plot(pts[:, 0], pts[:, j], marker="o", label=name)
+            ax.set_xscale("log")
+            ax.set_xlabel("model evaluations per image (mean)")
+            ax.set_title(label)
+    axes[0].legend()
+    fig.suptitle(f"Quality against budget (max_evaluations), EfficientNet-Lite0, SLIC 49, {len(images)} images: "
+                 + ", ".join(images), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, f"{args.tag}-budget.png"), dpi=110)
+    with open(os.path.join(args.out, f"{args.tag}-budget.json"), "w", encoding="utf-8") as fh:
+        json.dump(dict(images=images, columns=["evals", "ins", "ins_blur", "dele"], points=summary), fh, indent=1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shard", default=None)
+    ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--searches", nargs="+", default=list(SEARCHES))
+    ap.add_argument("--budget-images", nargs="*", default=["imagenet_00", "imagenet_01", "imagenet_02", "imagenet_03"])
+    ap.add_argument("--budgets", type=int, nargs="*", default=[150, 300, 550, 1000])
+    ap.add_argument("--only", nargs="*", default=None, help="run only these images")
+    ap.add_argument("--grid", type=int, default=0, help="n×n grid instead of SLIC 49")
+    ap.add_argument("--tag", default="search_table")
+    ap.add_argument("--out", default=OUT)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    if args.merge:
+        merge(args)
+    elif args.shard:
+        run_shard(args)
+    else:
+        ap.error("give --shard I/N or --merge")
+
+
+if __name__ == "__main__":
+    main()
