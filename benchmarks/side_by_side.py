@@ -68,7 +68,8 @@ def run_shard(args: argparse.Namespace) -> None:
     model = lm.model
     samples = _samples(args.dataset)[index::count][: args.limit]
     x = torch.stack([lm.preprocess(s.image) for s in samples])
-    methods = standard_methods(model, include=STANDARD_METHODS, n_segments=args.regions, search=args.search,
+    include = [m for m in STANDARD_METHODS if m not in args.skip]
+    methods = standard_methods(model, include=include, n_segments=args.regions, search=args.search,
                                perturbations_per_eval=args.ppe)
     t0 = time.time()
     result = compare(model, x, None, methods, metrics=TABLE_METRICS,
@@ -76,7 +77,7 @@ def run_shard(args: argparse.Namespace) -> None:
     # The searches' own curves: region mode on each submodular method's mask.
     region = {}
     for m in methods:
-        if m.name not in ("ours", "published"):
+        if m.name not in ("ours", "published", "refined", "phasewin"):
             continue
         rows = []
         for i in range(len(samples)):
@@ -174,6 +175,9 @@ def main() -> None:
     ap.add_argument("--regions", type=int, default=49, help="SLIC regions of ours and the region baselines")
     ap.add_argument("--search", default=DEFAULT_SEARCH, help="search of the `ours` row (default: the package's)")
     ap.add_argument("--limit", type=int, default=None, help="at most this many images per shard")
+    ap.add_argument("--skip", nargs="*", default=["published"],
+                    help="line-up rows to leave out (default: published, which is ours while the default search "
+                         "is the two-sided one with the published weights on the same 49-region mask)")
     ap.add_argument("--ppe", type=int, default=16, help="perturbations_per_eval (16 is fastest on this CPU)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join("outputs", "side_by_side"))

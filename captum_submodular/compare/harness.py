@@ -255,6 +255,7 @@ def compare(
                 secs = np.zeros(n)
                 per_example: List[Tensor] = []
                 pass_bl = baselines is not None and _accepts(method.attribution.attribute, "baselines")
+                quiet = _accepts(method.attribution.attribute, "show_progress")
 
                 def explain(i: int, target: int) -> Tuple[Tensor, int, float]:
                     x_i = inputs[i : i + 1]
@@ -262,6 +263,8 @@ def compare(
                     if pass_bl and "baselines" not in kw:
                         kw["baselines"] = _example_baselines(baselines, i, n)
                     kw["target"] = target
+                    if quiet and "show_progress" not in kw:
+                        kw["show_progress"] = False  # the harness shows one bar of its own
                     with count_evaluations(method.attribution) as counter:
                         start = time.perf_counter()
                         raw = method.attribution.attribute(x_i, **kw)

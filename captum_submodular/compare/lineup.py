@@ -44,7 +44,7 @@ class SharedRegions:
 
 #: Names accepted by :func:`standard_methods`.
 STANDARD_METHODS = ("ours", "Occlusion", "FeatureAblation", "KernelShap", "Lime", "IntegratedGradients",
-                    "LayerGradCam", "published")
+                    "LayerGradCam", "published", "refined", "phasewin")
 #: The line-up :func:`standard_methods` builds when ``include`` is not given (the slow
 #: ``Lime`` and ``published`` rows are opt-in).
 DEFAULT_LINEUP = ("ours", "Occlusion", "FeatureAblation", "KernelShap", "IntegratedGradients", "LayerGradCam")
@@ -80,6 +80,8 @@ def standard_methods(
     - ``published``: the stand-in for the published method (SMDL/LiMA):
       ``search="bidirectional"`` with the published weights 20/5/0.01/0 on its own SLIC
       mask of ``published_segments`` regions.
+    - ``refined`` and ``phasewin``: :class:`SubmodularAttribution` with those searches (the
+      budgeted refined search; PhaseWin with its own 1/1 objective) on the shared mask.
 
     ``regions`` is the :func:`~captum_submodular.regions.build_regions` kind of the
     shared mask (default SLIC).  ``include`` picks and orders the rows (default :data:`DEFAULT_LINEUP`; any of
@@ -116,5 +118,9 @@ def standard_methods(
         "published": lambda: Method("published", SubmodularAttribution(model, search="bidirectional",
                                                                        weights=ObjectiveWeights()),
                                     {"perturbations_per_eval": ppe}, kwargs_fn=published_slic),
+        "refined": lambda: Method("refined", SubmodularAttribution(model, search="refined"),
+                                  {"perturbations_per_eval": ppe}, kwargs_fn=slic),
+        "phasewin": lambda: Method("phasewin", SubmodularAttribution(model, search="phasewin"),
+                                   {"perturbations_per_eval": ppe}, kwargs_fn=slic),
     }  # fmt: skip
     return [build[name]() for name in include]
