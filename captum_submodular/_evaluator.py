@@ -81,25 +81,48 @@ class Evaluator:
         self.output_eps = 0.0  # machine epsilon of the model outputs seen (see `resolution`)
         self.example_shape: Optional[Tuple[int, ...]] = None  # output shape per example, from the first call
         self.bar = None
-        total = self._expected_total(examples)
+        total, bound = self._expected_total(examples)
         if show_progress is None:  # automatic: only calls expected to take more than a few seconds
-            expected = total if total is not None else sum(e.m * e.m for e in examples)
+            expected = total if total is not None else bound if bound is not None else sum(e.m * e.m for e in examples)
             show_progress = expected >= auto_threshold
         if show_progress:
-            self.bar = progress(desc=f"{type(owner).__name__} attribution", total=total, unit="evals")
+            # The total is shown only when it is exact (non-adaptive searches); otherwise the bar
+            # counts up and its label gives the bound.
+            desc = f"{type(owner).__name__} attribution"
+            if total is None and bound is not None:
+                desc += f" (at most {bound:,} evals)"
+            self.bar = progress(desc=desc, total=total, unit="evals")
 
-    def _expected_total(self, examples: List[Example]) -> Optional[int]:
-        counts = [self.owner.search.expected_evaluations(e.m) for e in examples]
-        if any(c is None for c in counts):
-            return None
-        budget = getattr(self.owner, "max_evaluations", None)
-        return int(sum(c if budget is None else min(c, budget) for c in counts))
+    def _expected_total(self, examples: List[Example]) -> Tuple[Optional[int], Optional[int]]:
+        """(the exact evaluation count of the call or ``None``, an upper bound or ``None``).
+
+        Per example: the search's exact count (:meth:`SearchStrategy.expected_evaluations`)
+        plus the ``m`` single-region inputs of the diversity term and the gradient's input,
+        when used.  With a budget below the search's own count the count is not known in
+        advance, but the budget bounds it.
+        """
+        search, owner = self.owner.search, self.owner
+        budget = getattr(owner, "max_evaluations", None)
+        extra_per_region = 1 if owner.weights.effectiveness != 0 else 0
+        extra = 1 if getattr(owner, "within_region", None) == "gradient" else 0
+        exact: Optional[int] = 0
+        bound: Optional[int] = 0
+        for e in examples:
+            add = extra_per_region * e.m + extra
+            count = search.expected_evaluations(e.m)
+            limit = search.evaluation_bound(e.m)
+            count = None if count is None else count + add
+            limit = None if limit is None else limit + add
+            if budget is not None:  # the budget covers everything, the extras included
+                limit = budget if limit is None else min(limit, budget)
+                if count is not None and count > budget:
+                    count = None
+            exact = None if exact is None or count is None else exact + count
+            bound = None if bound is None or limit is None else bound + limit
+        return exact, bound
 
     def close(self) -> None:
         if self.bar is not None:
-            if self.bar.total is not None and self.bar.n != self.bar.total:
-                self.bar.total = self.bar.n  # reuse made the estimate high: end at 100 %
-                self.bar.refresh()
             self.bar.close()
 
     # ---------------------------------------------------------------- model calls

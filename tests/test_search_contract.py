@@ -70,3 +70,42 @@ def test_too_few_regions_is_refused_before_any_model_call(name):
         SubmodularAttribution(model, search=name).explain(torch.randn(1, 3, 4, 4), target=0,
                                                           feature_mask=torch.zeros(1, 1, 4, 4, dtype=torch.long))
     assert model.rows == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("effectiveness", [0.0, 0.05])
+def test_progress_total_is_exact_from_the_start(name, effectiveness, capsys):
+    model = CountingModel(tiny_cnn(6))
+    x = torch.randn(1, 3, 12, 12, generator=torch.Generator().manual_seed(6))
+    from captum_submodular import ObjectiveWeights
+
+    kw = dict(embedding=model.net[3]) if effectiveness else {}
+    sa = SubmodularAttribution(model, search=name, weights=ObjectiveWeights(effectiveness=effectiveness), **kw)
+    (r,) = sa.explain(x, target=2, feature_mask=grid_mask(12, 12, grid=4), show_progress=True)
+    err = capsys.readouterr().err
+    exact = sa.search.expected_evaluations(16)
+    if exact is None:  # an adaptive search: no total is announced, the label gives the bound
+        assert f"/{r.n_evaluations}" not in err
+        bound = sa.search.evaluation_bound(16)
+        if bound is not None:
+            assert f"at most {bound + (16 if effectiveness else 0):,} evals" in err
+    else:  # the total shown from the first frame is the count reached at the end
+        total = exact + (16 if effectiveness else 0)
+        assert total == r.n_evaluations
+        frames = [f for f in err.replace("\r", "\n").splitlines() if "evals" in f]
+        assert frames and all(f"/{total} " in f for f in frames)
+
+
+def test_dry_run_counts_are_the_counts_of_real_value_functions():
+    for name in NAMES:
+        strategy = get_search(name)
+        for m in (5, 12, 30):
+            expected = strategy.expected_evaluations(m)
+            if expected is None:
+                continue
+            for seed in range(3):
+                gen = torch.Generator().manual_seed(seed)
+                w = torch.randn(m, generator=gen, dtype=torch.float64)
+                pair = torch.randn(m, m, generator=gen, dtype=torch.float64)
+                f = lambda z: torch.sigmoid(z.double() @ w + 0.1 * ((z.double() @ pair) * z.double()).sum(1))  # noqa
+                assert run_search(strategy, m, f).n_evaluations == expected, (name, m, seed)
