@@ -363,7 +363,7 @@ def test_fully_removed_and_nothing_removed():
 def test_groups_agree(monkeypatch):
     # On the CPU images are solved in groups of a few (one workspace, sizes differing
     # by one); one image per group and all in one group give the same result.
-    import captum_submodular.imputation as imputation
+    import captum_submodular.imputation._multigrid as imputation
 
     rng = np.random.default_rng(5)
     masks = torch.tensor(random_masks(rng, 19, 21))
