@@ -53,9 +53,11 @@ FACTORY_HELP = (
 )
 
 SEARCH_NOTES = {
-    "greedy": "SMDL's exact plain greedy, ~R² model calls",
-    "bidirectional": "LiMA's two-sided greedy, about half of greedy's calls",
+    "greedy": "SMDL's exact plain greedy, about R² model calls",
+    "bidirectional": "LiMA's two-sided greedy, about 0.65·R² calls (the default)",
+    "refined": "budgeted: at most 10 calls per region, screened greedy steps and exact swaps",
     "accelerated": "greedy screened by a surrogate, about 10 calls per region",
+    "phasewin": "PhaseWin's phased windows with its own 1/1 objective, calls depend on the image",
 }
 
 
