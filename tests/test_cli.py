@@ -363,3 +363,31 @@ def test_old_flag_spellings_still_work_with_a_deprecation_message(image_file, tm
     args = build_parser().parse_args(["compare", "--regions", "36", "--steps", "7"])
     assert (args.regions, args.n_regions, args.n_steps) == ("slic", 36, 7)
     assert "deprecated" in capsys.readouterr().err
+
+
+def test_console_entry_restarts_once_with_the_allocator_tuned(monkeypatch):
+    import platform
+
+    from captum_submodular import cli
+
+    calls = []
+    def fake_execve(exe, argv, env):
+        calls.append((exe, argv, env))
+        raise OSError("not in a test")
+
+    monkeypatch.setattr(os, "execve", fake_execve)
+    monkeypatch.setattr(cli, "main", lambda argv=None: 0)
+    monkeypatch.setattr(sys, "argv", ["captum-submodular", "demo", "--images", "1"])
+    for key in (*cli.ALLOCATOR_ENV, "CAPTUM_SUBMODULAR_KEEP_MALLOC"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(SystemExit):
+        cli.entry()
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        ((exe, argv, env),) = calls
+        assert argv[1:] == ["-m", "captum_submodular.cli", "demo", "--images", "1"]
+        assert all(env[k] == v for k, v in cli.ALLOCATOR_ENV.items())
+    calls.clear()
+    monkeypatch.setenv("CAPTUM_SUBMODULAR_KEEP_MALLOC", "1")
+    with pytest.raises(SystemExit):
+        cli.entry()
+    assert calls == []  # left alone when asked

@@ -27,7 +27,35 @@ from . import explain_dataset as _explain_dataset
 from ._common import EXIT_USAGE, CLIError
 from ._options import Formatter
 
-__all__ = ["main", "build_parser", "EXIT_USAGE", "CLIError"]
+__all__ = ["main", "entry", "build_parser", "EXIT_USAGE", "CLIError", "ALLOCATOR_ENV"]
+
+#: glibc's malloc returns large freed blocks to the OS at once, so every model call on a
+#: batch of images page-faults its activations in again; on the development VM that
+#: spent more time in the kernel than in the model (BENCHMARKS.md §4).  The console
+#: command keeps them in the process instead (set CAPTUM_SUBMODULAR_KEEP_MALLOC=1, or any
+#: of these variables yourself, to leave the allocator alone).
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
+
+
+def entry() -> None:
+    """The ``captum-submodular`` console script: :func:`main` with the allocator tuned.
+
+    On Linux with glibc, when none of :data:`ALLOCATOR_ENV` is set (and
+    ``CAPTUM_SUBMODULAR_KEEP_MALLOC`` is not), the process restarts itself once with them
+    (glibc reads them at start-up only), then runs :func:`main`.
+    """
+    import os
+    import platform
+
+    if (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+            and not os.environ.get("CAPTUM_SUBMODULAR_KEEP_MALLOC")
+            and not any(k in os.environ for k in ALLOCATOR_ENV)):
+        env = dict(os.environ, **ALLOCATOR_ENV)
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "captum_submodular.cli", *sys.argv[1:]], env)
+        except OSError:
+            pass  # run as we are
+    sys.exit(main())
 
 _DESCRIPTION = """\
 Submodular subset-selection attribution (SMDL / LiMA) for Captum, from the command line.
