@@ -6,10 +6,21 @@ folder on ``sys.path``.  Everything here is deterministic and small enough for C
 
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Callable, Iterator, List
 
+import pytest
 import torch
 from torch import nn
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("single_thread")``):
+    tiny models run fastest on one thread and are immune to CPU contention."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 class CountingModel(nn.Module):

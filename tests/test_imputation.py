@@ -17,12 +17,7 @@ NEIGHBOURS = [(dy, dx, EDGE if dy == 0 or dx == 0 else DIAG)
               for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: one thread (conftest)
 
 
 # --------------------------------------------------------------------------
