@@ -121,7 +121,7 @@ def test_query_counts_match_the_formulas(m):
 
 
 def test_reference_counts_at_49_and_100_regions():
-    # Model inputs = 2 per query; ALGORITHMS.md: greedy m(m+1) → 2,450 and 10,100.
+    # Model inputs = 2 per query; the published greedy count m(m+1) → 2,450 and 10,100.
     assert 2 * GreedySearch().expected_queries(49) == 2450
     assert 2 * GreedySearch().expected_queries(100) == 10100
     assert BidirectionalSearch(8).expected_queries(49) == 804

@@ -71,7 +71,7 @@ class BidirectionalSearch(SearchStrategy):
     Queries: with ``r`` regions left, a round costs ``r`` (+ ``n_pending`` while
     ``r > n_pending``) and ranks two regions (one in the end game).  For
     ``n_pending = 8``: m=25 → 252, m=49 → 804, m=64 → 1,295, m=100 → 2,933 subsets
-    (the reference counts in ALGORITHMS.md also include the m single-region inputs and
+    (the reference implementation's published counts also include the m single-region inputs and
     the full, empty and one more input: 1,660 at m=49).  With a budget, once a full
     round no longer fits, the middle of the order is finished by :func:`_complete`
     ranked by each region's last front value.

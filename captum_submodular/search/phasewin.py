@@ -25,7 +25,7 @@ class PhaseWinSearch(SearchStrategy):
     """PhaseWin (Gu, Chen et al., "PhaseWin Search Framework Enable Efficient Object-Level
     Interpretation", CVPR 2026, arXiv 2511.10914): greedy in phases, with pruning and windows.
 
-    Implemented from the paper's description (ALGORITHMS.md §11).  The value of a
+    Implemented from the paper's description of its phases (no code copied).  The value of a
     candidate ``c`` is ``F(S ∪ {c})`` itself (not a difference).
 
     Algorithm
