@@ -154,6 +154,25 @@ def merge(args: argparse.Namespace) -> None:
                        (result.values["ours"][metric] <= result.values[best][metric])))
         lines.append(f"- {metric}: ours {means['ours']:.3f}, best other {best} {others[best]:.3f}, "
                      f"margin {margin:+.3f}; ours at least as good on {wins}/{result.n_examples} images")
+    # Paired: ours against each other method, per image; the signs on the two halves of the
+    # images (sorted by name) tell a difference from noise.
+    order = np.argsort(result.names)
+    halves = (order[: len(order) // 2], order[len(order) // 2:])
+    lines += ["", "Paired, ours minus each method (sign-corrected: positive = ours better); "
+              "images where ours is at least as good; signs on the two halves of the images by name "
+              "(`flips` = within noise):", "",
+              "| against | " + " | ".join(result.metrics) + " |", "|---|" + "---|" * len(result.metrics)]
+    for n in result.methods:
+        if n == "ours":
+            continue
+        cells = []
+        for metric in result.metrics:
+            sign = 1.0 if METRICS[metric].higher_is_better else -1.0
+            d = sign * (np.asarray(result.values["ours"][metric]) - np.asarray(result.values[n][metric]))
+            h = ["+" if d[idx].mean() > 0 else "−" for idx in halves]
+            cells.append(f"{d.mean():+.3f} ({int((d >= 0).sum())}/{d.size}; {h[0]}/{h[1]}"
+                         + (", flips" if h[0] != h[1] else "") + ")")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(args.out, f"{args.dataset}-table.md"), "w", encoding="utf-8") as fh:
@@ -163,8 +182,9 @@ def merge(args: argparse.Namespace) -> None:
     picks = [i for i, n in enumerate(result.names) if n in FIGURE_IMAGES] or [0, 1, 2][: result.n_examples]
     result.figure(os.path.join(args.out, f"{args.dataset}-figure.png"), examples=picks,
                   to_display=lm.to_display, class_names=lm.class_names,
-                  title=f"EfficientNet-Lite0, {result.n_examples} images: ours = the default search, "
-                        "published = LiMA's two-sided search")
+                  title=f"EfficientNet-Lite0, {result.n_examples} images: ours = the default search "
+                        f"({DEFAULT_SEARCH}, LiMA's two-sided search with the published weights)"
+                        + ("" if "published" in result.methods else "; refined and phasewin = the other searches"))
 
 
 def main() -> None:

@@ -305,7 +305,7 @@ def explanation_figure(explanations: Sequence[Any], path: str, to_display: Calla
         ax[0].imshow(image)
         h, w = int(e.x.shape[-2]), int(e.x.shape[-1])
         seen = "" if e.image_size is None or tuple(e.image_size) == (w, h) else \
-            f"\nmodel input {w}×{h} from the {e.image_size[0]}×{e.image_size[1]} photo"
+            f"\n{w}×{h} crop of the {e.image_size[0]}×{e.image_size[1]} photo"
         ax[0].set_title(f"{e.name}\n{tname} (p = {float(e.probabilities[e.target]):.2f}){label}{seen}", fontsize=9)
         overlay(ax[1], image, e.submodular.attributions[0], fontsize=9, key=True,
                 title=f"SubmodularAttribution\n{e.regions_description}\n"

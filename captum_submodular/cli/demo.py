@@ -26,8 +26,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description=wrap("Explain bundled ImageNet images with SubmodularAttribution and Captum's "
                          "Occlusion (window 3×15×15, stride 3×8×8, baseline 0), score both with the "
                          "pixel-grid insertion (higher is better) and deletion (lower is better) curves, "
-                         "print a table and write DIR/demo.png and DIR/demo.json. The defaults take a few "
-                         "minutes on two CPU cores."),
+                         "print a table and write DIR/demo.png and DIR/demo.json. The defaults take about a "
+                         "minute on two CPU cores."),
         epilog="examples:\n  captum-submodular demo\n  captum-submodular demo --images 3\n"
                "  captum-submodular demo --images imagenet_13 chelsea --regions prior\n")
     p.add_argument("--images", nargs="+", default=[str(DEMO_N_IMAGES)], metavar="N|NAME",
