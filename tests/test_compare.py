@@ -209,6 +209,11 @@ def test_table_json_csv_figure(setup, tmp_path):
     assert [ln.split("|")[1].strip() for ln in lines[2:]] == [m.name for m in methods]
     mean, std = res.summary()["FA"]["insertion"]
     assert f"{mean:.3f} ± {std:.3f}" in lines[3]
+    # One example: the value alone, no "± 0.000" spread.
+    single = compare(net, x[:1], None, methods[:1], n_steps=N_STEPS, show_progress=False)
+    row = single.table().splitlines()[2]
+    assert "±" not in row
+    assert f"{single.summary()[methods[0].name]['insertion'][0]:.3f}" in row
 
     js = res.to_json(tmp_path / "r.json")
     data = json.load(open(js, encoding="utf-8"))

@@ -44,12 +44,12 @@ def _stats(values: Sequence[float]) -> Tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def _fmt(mean: float, std: float, digits: int) -> str:
+def _fmt(mean: float, std: float, digits: int, spread: bool = True) -> str:
     if math.isnan(mean):
         return "n/a"
     if digits == 0:
-        return f"{mean:,.0f} ± {std:,.0f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+        return f"{mean:,.0f} ± {std:,.0f}" if spread else f"{mean:,.0f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if spread else f"{mean:.{digits}f}"
 
 
 @dataclass
@@ -144,7 +144,8 @@ class Comparison:
         return out
 
     def table(self, digits: int = 3, bold_best: bool = True) -> str:
-        """Markdown table: one row per method, ``mean ± std`` over examples.
+        """Markdown table: one row per method, ``mean ± std`` over examples (the value
+        alone when there is one example: a spread of one value means nothing).
 
         Columns: method, the curve metrics (insertion ↑, deletion ↓, blur
         insertion ↑ when computed), highest confidence per budget (when labels
@@ -177,7 +178,7 @@ class Comparison:
             cells = []
             for key, _, _, d in cols:
                 mean, std = summary[name][key]
-                text = _fmt(mean, std, d)
+                text = _fmt(mean, std, d, spread=self.n_examples > 1)
                 if bold_best and key in best and mean == best[key]:
                     text = f"**{text}**"
                 cells.append(text)
