@@ -133,3 +133,21 @@ def test_bad_road_inputs_are_refused_before_any_model_call():
     with pytest.raises(ValueError, match="noise_std"):
         RoadSubstrate(noise_std=-1.0)
     assert model.rows == 0
+
+
+@pytest.mark.parametrize("substrate", [None, RoadSubstrate(noise_std=0.0)], ids=["baseline", "road"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lerf_deletion_is_the_insertion_curve_read_backwards(seed, substrate):
+    # Removing the least relevant k/n of the elements leaves the most relevant (n-k)/n shown
+    # and the rest filled by the substrate: the insertion curve's point n-k, for a constant
+    # baseline and for ROAD alike (no ties in a continuous map, and k·E/n integral here, so
+    # the step sets match exactly).  BENCHMARKS §2 and docs/metrics.md rely on it.
+    net = tiny_net(seed)
+    x = images(2, seed=seed)
+    attr = torch.randn(2, 1, 10, 10, generator=torch.Generator().manual_seed(10 + seed))
+    kw = dict(n_steps=4, baselines=0.5, substrate=substrate, return_curves=True)
+    ins = insertion(net, x, attr, [1, 3], **kw)
+    lerf = deletion(net, x, attr, [1, 3], order="lerf", **kw)
+    morf = deletion(net, x, attr, [1, 3], **kw)
+    torch.testing.assert_close(lerf.scores, ins.scores.flip(1), rtol=0, atol=1e-6)
+    assert not torch.allclose(morf.scores[:, 1:-1], ins.scores.flip(1)[:, 1:-1], atol=1e-4)
