@@ -81,6 +81,8 @@ def tiny_net(seed: int = 0, classes: int = 5) -> nn.Module:
 #   bounded number of examples per test, no deadline; the whole suite stays under 60 s.
 # - ``thorough``: the same, with 10× the examples, for a local run before a release:
 #   ``CAPTUM_SUBMODULAR_PROFILE=thorough pytest tests/test_reliability.py``.
+# - ``explore``: like ``thorough`` but randomized (new cases on every run; pass
+#   ``--hypothesis-seed=N`` to replay one), to look beyond the fixed cases.
 #
 # Select one with the environment variable ``CAPTUM_SUBMODULAR_PROFILE``.
 
@@ -98,4 +100,5 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=10 * CI_EXAMPLES)
+settings.register_profile("explore", parent=settings.get_profile("thorough"), derandomize=False)
 settings.load_profile(os.environ.get("CAPTUM_SUBMODULAR_PROFILE", "ci"))
