@@ -81,7 +81,8 @@ class Evaluator:
         self.output_eps = 0.0  # machine epsilon of the model outputs seen (see `resolution`)
         self.example_shape: Optional[Tuple[int, ...]] = None  # output shape per example, from the first call
         self.bar = None
-        total, bound = self._expected_total(examples)
+        # The expected count decides the automatic bar and gives its total; no bar, no count.
+        total, bound = self._expected_total(examples) if show_progress is not False else (None, None)
         if show_progress is None:  # automatic: only calls expected to take more than a few seconds
             expected = total if total is not None else bound if bound is not None else sum(e.m * e.m for e in examples)
             show_progress = expected >= auto_threshold
