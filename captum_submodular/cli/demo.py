@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections import Counter
 from typing import Any, Dict, List, Sequence
 
 from ._common import CLIError, arrows, explain_config, fmt, format_table, load, log, prepare_out, summary_line, \
@@ -100,10 +101,9 @@ def run(args: argparse.Namespace) -> int:
     title = (f"{lm.name}: SubmodularAttribution ({args.search} search, {args.regions} regions) "
              + ("vs Occlusion" if not args.no_occlusion else ""))
     explanation_figure(explanations, fig_path, lm.to_display, lm.class_names, title=title.strip())
-    counts: Dict[str, int] = {}
+    counts: Counter = Counter()
     for e in explanations:
-        for kind, n in e.evaluations.items():
-            counts[kind] = counts.get(kind, 0) + n
+        counts.update(e.evaluations)
     seconds = time.perf_counter() - started
     write_json(json_path, {
         "command": "demo",
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                                                                  "strides": [3, 8, 8], "baselines": 0.0}},
         "images": records,
         "mean": means,
-        "n_evaluations": counts,
+        "n_evaluations": dict(counts),
         "seconds": seconds,
     })
     print()

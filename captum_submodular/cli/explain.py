@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from typing import Any, Dict, List
 
 from ._common import CLIError, explain_config, load, log, prepare_out, summary_line, unique_stem, write_json
@@ -70,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if target is not None:
         cfg = explain_config(args, occlusion=False, metrics=not args.no_metrics, target=target)
     files: List[str] = []
-    counts: Dict[str, int] = {}
+    counts: Counter = Counter()
     used: Dict[str, int] = {}
+    explained = 0
     for i, li in enumerate(images, 1):
         log(f"[{i}/{len(images)}] {li.path}")
         try:
@@ -88,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
                       command="explain")
         write_json(js, record)
         files += [png, js]
-        for kind, n in e.evaluations.items():
-            counts[kind] = counts.get(kind, 0) + n
+        explained += 1
+        counts.update(e.evaluations)
         sub = record["methods"]["SubmodularAttribution"]
         scores = (f"; insertion {sub['insertion_auc']:.3f}, deletion {sub['deletion_auc']:.3f}"
                   if "insertion_auc" in sub else "")
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
               f"{sub['n_evaluations']:,} search evaluations, {sub['seconds']:.1f} s -> {png}, {js}")
     print(summary_line(files, time.perf_counter() - started, counts))
     if failures:
-        print(f"{len(failures)} of {len(failures) + len(files) // 2} image(s) failed: "
+        print(f"{len(failures)} of {len(failures) + explained} image(s) failed: "
               + "; ".join(f"{p}: {why}" for p, why in failures), file=sys.stderr)
         return 1
     return 0
