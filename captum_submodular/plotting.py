@@ -169,6 +169,11 @@ def mean_curve(fractions: ArrayLike, scores: ArrayLike, grid_size: int = 201) ->
     return grid, np.mean([np.interp(grid, fi, si) for fi, si in zip(f, s)], axis=0)
 
 
+def _legend_below(ax: Any, fontsize: float) -> None:
+    """The legend under the axes, where it cannot hide a curve."""
+    ax.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+
+
 def plot_curves(
     ax: Any,
     curves: Mapping[str, Tuple[ArrayLike, ArrayLike]],
@@ -202,7 +207,7 @@ def plot_curves(
     if title is not None:
         ax.set_title(title, fontsize=fontsize + 1)
     if curves and legend_loc == "below":
-        ax.legend(fontsize=fontsize - 1, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False)
+        _legend_below(ax, fontsize - 1)
     elif curves:
         ax.legend(fontsize=fontsize - 1, loc=legend_loc, framealpha=0.85)
 
@@ -275,7 +280,7 @@ def _search_curve_panel(ax: Any, curves: Tuple[List[float], List[float]]) -> Non
     ax.set_ylim(0, 1.02)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+    _legend_below(ax, 7.5)
     ax.set_box_aspect(1)
 
 
