@@ -63,25 +63,46 @@ def curve_masks(attribution: torch.Tensor, steps: int = STEPS) -> torch.Tensor:
     return rank.view(1, h, w) < counts.view(-1, 1, 1)
 
 
-def spsolve_impute(img: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """One image (C, H, W) float64 and one removal set (H, W): the ROAD system, spsolve."""
+def _stencil(img: np.ndarray, removed: np.ndarray):
+    """What both reference solvers share: ``(c, flat image, removed pixel indices, neighbours)``.
+
+    ``neighbours`` yields, per offset of the 8-neighbour stencil, ``(weight, eq, q, unknown,
+    var)``: the equations (rows) whose neighbour is inside the image, that neighbour's flat
+    index, whether it is removed too, and the unknowns' numbering.
+    """
     c, h, w = img.shape
-    flat = img.reshape(c, -1)
     rem = removed.ravel()
     idx = np.flatnonzero(rem)
     var = np.full(h * w, -1, dtype=np.int64)
     var[idx] = np.arange(idx.size)
     py, px = np.divmod(idx, w)
+
+    def neighbours():
+        for dy, dx, wt in _NEIGHBOURS:
+            qy, qx = py + dy, px + dx
+            ok = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
+            q = qy[ok] * w + qx[ok]
+            yield wt, np.flatnonzero(ok), q, rem[q], var
+
+    return c, img.reshape(c, -1), idx, neighbours()
+
+
+def _filled(img: np.ndarray, idx: np.ndarray, sol: np.ndarray) -> np.ndarray:
+    """``img`` with the solution (one row per removed pixel, one column per channel) put in."""
+    c = img.shape[0]
+    out = img.reshape(c, -1).copy()
+    out[:, idx] = np.asarray(sol).reshape(idx.size, c).T
+    return out.reshape(img.shape)
+
+
+def spsolve_impute(img: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """One image (C, H, W) float64 and one removal set (H, W): the ROAD system, spsolve."""
+    c, flat, idx, neighbours = _stencil(img, removed)
     diag = np.zeros(idx.size)
     rhs = np.zeros((idx.size, c))
     rows, cols, vals = [], [], []
-    for dy, dx, wt in _NEIGHBOURS:
-        qy, qx = py + dy, px + dx
-        ok = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
-        diag[ok] += wt
-        eq = np.flatnonzero(ok)
-        q = qy[ok] * w + qx[ok]
-        unknown = rem[q]
+    for wt, eq, q, unknown, var in neighbours:
+        diag[eq] += wt
         rows.append(eq[unknown])
         cols.append(var[q[unknown]])
         vals.append(np.full(int(unknown.sum()), -wt))
@@ -93,10 +114,7 @@ def spsolve_impute(img: np.ndarray, removed: np.ndarray) -> np.ndarray:
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
         shape=(idx.size, idx.size),
     )
-    sol = scipy.sparse.linalg.spsolve(a, rhs)
-    out = flat.copy()
-    out[:, idx] = np.asarray(sol).reshape(idx.size, c).T
-    return out.reshape(c, h, w)
+    return _filled(img, idx, scipy.sparse.linalg.spsolve(a, rhs))
 
 
 def spsolve_impute_lil(img: np.ndarray, removed: np.ndarray) -> np.ndarray:
@@ -105,30 +123,16 @@ def spsolve_impute_lil(img: np.ndarray, removed: np.ndarray) -> np.ndarray:
     One ``lil_matrix`` filled by fancy-index assignment per neighbour offset and the
     diagonal set last, then ``spsolve(csc_matrix(A), b)``.
     """
-    c, h, w = img.shape
-    flat = img.reshape(c, -1)
-    rem = removed.ravel()
-    idx = np.flatnonzero(rem)
-    var = np.full(h * w, -1, dtype=np.int64)
-    var[idx] = np.arange(idx.size)
-    py, px = np.divmod(idx, w)
+    c, flat, idx, neighbours = _stencil(img, removed)
     a = scipy.sparse.lil_matrix((idx.size, idx.size))
     rhs = np.zeros((idx.size, c))
     diag = np.zeros(idx.size)
-    for dy, dx, wt in _NEIGHBOURS:
-        qy, qx = py + dy, px + dx
-        ok = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
-        diag[ok] += wt
-        eq = np.flatnonzero(ok)
-        q = qy[ok] * w + qx[ok]
-        unknown = rem[q]
+    for wt, eq, q, unknown, var in neighbours:
+        diag[eq] += wt
         a[eq[unknown], var[q[unknown]]] = -wt
         rhs[eq[~unknown]] += wt * flat[:, q[~unknown]].T
     a[np.arange(idx.size), np.arange(idx.size)] = diag
-    sol = scipy.sparse.linalg.spsolve(scipy.sparse.csc_matrix(a), rhs)
-    out = flat.copy()
-    out[:, idx] = np.asarray(sol).reshape(idx.size, c).T
-    return out.reshape(c, h, w)
+    return _filled(img, idx, scipy.sparse.linalg.spsolve(scipy.sparse.csc_matrix(a), rhs))
 
 
 def reference_curve(img: np.ndarray, masks: np.ndarray, lil: bool = False) -> Dict[int, np.ndarray]:
