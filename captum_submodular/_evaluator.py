@@ -126,6 +126,13 @@ class Evaluator:
         if self.bar is not None:
             self.bar.close()
 
+    def _count(self, e: Example, k: int) -> None:
+        """Record ``k`` model evaluations of ``e``: its count and the progress bar, always together
+        (the bar's total counts every evaluation, the gradient's and the embedding's included)."""
+        e.n_evaluations += k
+        if self.bar is not None:
+            self.bar.update(k)
+
     # ---------------------------------------------------------------- model calls
 
     def _forward(self, jobs: List[Tuple[Example, Tensor]]) -> Tensor:
@@ -188,7 +195,7 @@ class Evaluator:
                     f"use within_region=None"
                 )
             grads = torch.autograd.grad(p.sum(), xs, allow_unused=True)
-        e.n_evaluations += 1
+        self._count(e, 1)
         out_grads = []
         for g, x, b in zip(grads, e.inputs, e.base):
             delta = x.double() - b.double()
@@ -226,9 +233,7 @@ class Evaluator:
             _check_finite(p, self._describe(where, chunk))
             for (e, _, key), pv, cv in zip(chunk, p.tolist(), conf.tolist()):
                 e.cache[key] = (pv, cv)
-                e.n_evaluations += 1
-            if self.bar is not None:
-                self.bar.update(len(chunk))
+                self._count(e, 1)
 
     def resolution(self, *curves: Tensor, example: Optional[Example] = None) -> float:
         """Score differences at or below this are rounding, not effect:
@@ -302,7 +307,7 @@ class Evaluator:
                 out = as_output(out, k, "embedding").detach()
                 check_finite_output(out, f"for the single-region inputs of example {e.index}", "The embedding")
                 chunks.append(out.reshape(k, -1))
-                e.n_evaluations += k
+                self._count(e, k)
             e.distances = angular_distances(torch.cat(chunks).cpu())
 
     # ---------------------------------------------------------------- searches
