@@ -35,7 +35,7 @@ def __getattr__(name: str):
         return getattr(dataset, name)
     raise AttributeError(f"module 'captum_submodular' has no attribute {name!r}")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "SubmodularAttribution",
