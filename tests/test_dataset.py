@@ -276,7 +276,7 @@ def test_missing_pyarrow_gives_a_clear_error(monkeypatch, tmp_path):
 
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    with pytest.raises(ImportError, match="pip install pyarrow"):
+    with pytest.raises(ImportError, match=r"pip install 'captum_submodular\[dataset\]'"):
         dataset.explain_dataset(tmp_path, tiny_model, out_dir=tmp_path / "o")
 
 

@@ -88,8 +88,8 @@ def _require_pyarrow() -> Any:
         import pyarrow.parquet  # noqa: F401
     except ImportError as exc:  # pragma: no cover - exercised with a monkeypatched import
         raise ImportError(
-            "explain_dataset writes Parquet records and needs pyarrow: pip install pyarrow "
-            "(or pip install 'captum_submodular[ray]', which also brings Ray Data)"
+            "explain_dataset writes Parquet records and needs pyarrow: pip install 'captum_submodular[dataset]' "
+            "(or 'captum_submodular[ray]', which also brings Ray Data)"
         ) from exc
     import pyarrow
 
