@@ -133,12 +133,14 @@ class SubmodularAttribution(PerturbationAttribution):
     Each distinct composed input is evaluated once per example (the full input, the
     baseline and any input both search sides need are reused).
 
-    Attribution map (``attribution_map="gain"``, default; formula in
-    :mod:`captum_submodular.maps`).  The isotonic fit of each region's gain
-    ``½ · (Δinsertion + Δdeletion)`` at its own step along the order, made strictly
-    decreasing: sorting the regions by value reproduces the selection order, every
-    region gets a non-zero value, and only regions that change neither curve can get
-    exactly 0.  ``attribution_map="rank"`` gives ``m − r`` to rank ``r`` (0-based).
+    Attribution map (``attribution_map="gain"``, default; formula and contract in
+    :mod:`captum_submodular.maps`).  A region gets exactly 0 if and only if adding it
+    (its insertion step) and removing it (its deletion step) at its place in the order
+    both left the score unchanged, so a region the model cannot see always gets 0;
+    every other region gets the isotonic fit of its gain ``½ · (Δinsertion + Δdeletion)``
+    along the order, made strictly decreasing, so sorting the non-zero values reproduces
+    their selection order.  ``attribution_map="rank"`` gives ``m − r`` to rank ``r``
+    (0-based): a ranking of every region, including those without effect.
     Score differences within the rounding resolution of the model's output dtype count
     as ties and zeros, so the exact zeros and the order do not depend on the batch an
     input was evaluated in (``perturbations_per_eval``, the other examples).  The map has
