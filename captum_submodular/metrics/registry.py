@@ -69,7 +69,9 @@ class Metric:
     kind:
         ``"curve"`` (one area per example), ``"budgeted"`` (one value per budget) or
         ``"derived"`` (one value per example computed from two other metrics:
-        ``components[0] − components[1]``, e.g. ROAD's LeRF area − MoRF area).
+        ``components[0] − components[1]``, e.g. ROAD's LeRF area − MoRF area) or ``"llm"``
+        (language-model metrics of :mod:`captum_submodular.text.metrics`, registered when
+        that module is imported; ``fn(scorer, attributions)`` with an ``LLMScorer``).
     curve:
         The perturbation curve it reads: ``"insertion"`` or ``"deletion"``.
     substrate:
@@ -107,8 +109,9 @@ class Metric:
     components: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("curve", "budgeted", "derived"):
-            raise ValueError(f"Metric {self.name!r}: kind must be 'curve', 'budgeted' or 'derived', got {self.kind!r}")
+        if self.kind not in ("curve", "budgeted", "derived", "llm"):
+            raise ValueError(f"Metric {self.name!r}: kind must be 'curve', 'budgeted', 'derived' or 'llm', "
+                             f"got {self.kind!r}")
         if self.kind == "derived" and len(self.components) != 2:
             raise ValueError(f"Metric {self.name!r}: a derived metric names two components")
         if self.curve not in CURVE_KINDS:
@@ -130,6 +133,9 @@ class Metric:
     def compute(self, bound: "Faithfulness", attributions: Tensor, examples: Sequence[int],
                 cache: Optional[Dict[str, MetricResult]] = None) -> MetricResult:
         """Score ``attributions`` (maps of ``examples``, in that order) on the bound batch."""
+        if self.kind == "llm":
+            raise ValueError(f"metrics: {self.name} scores language-model attributions; call "
+                             f"METRICS[{self.name!r}].fn(LLMScorer(...), attributions) (captum_submodular.text)")
         if self.kind == "derived":
             first, second = (bound.evaluate(c, attributions, examples, cache=cache) for c in self.components)
             return MetricResult(self, first.values - second.values, list(examples), None)
