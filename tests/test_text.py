@@ -14,7 +14,7 @@ from captum.attr import FeatureAblation, LLMAttribution, LLMAttributionResult, T
 from captum_submodular import SubmodularAttribution  # noqa: E402
 from captum_submodular.metrics import METRICS  # noqa: E402
 from captum_submodular.text import LLMScorer, SubmodularLLMAttribution, logprob_drop, passage_curves, text_regions  # noqa: E402
-from captum_submodular.text.models import ContextReaderLM, tiny_gpt2, word_level_tokenizer  # noqa: E402
+from captum_submodular.text.models import ContextReaderLM, LMOutput, tiny_gpt2, word_level_tokenizer  # noqa: E402
 
 EVIDENCE = "alpha beta gamma".split()      # passage A: the model reads these
 NOISE = "red green blue".split()           # passage B: the model cannot read these
@@ -297,3 +297,51 @@ def test_llm_metrics_registered_with_directions() -> None:
     assert {METRICS[n].kind for n in ("llm_logprob_drop", "llm_insertion", "llm_deletion")} == {"llm"}
     with pytest.raises(ValueError, match="scores language-model attributions"):
         METRICS["llm_deletion"].compute(None, torch.zeros(1), [0])  # type: ignore[arg-type]
+
+
+class PixelReaderLM(torch.nn.Module):
+    """A multimodal known answer: the logits add ``w · mean(pixels of the top-left quarter)``; the rest of
+    the image is never read."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.w = torch.linspace(-1.0, 1.0, vocab)
+        self.device = torch.device("cpu")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: Any = None, pixel_values: Any = None,
+                **_: Any) -> Any:
+        seen = pixel_values[:, :, :2, :2].mean(dim=(1, 2, 3)) / 255.0
+        logits = torch.zeros(input_ids.shape[0], input_ids.shape[1], self.w.numel()) + seen[:, None, None] * self.w
+        return LMOutput(logits=logits)
+
+
+def test_image_mask_input_known_answer(tok: Any) -> None:
+    from captum.attr import ImageMaskInput
+    from PIL import Image
+
+    image = Image.fromarray(torch.arange(48, dtype=torch.uint8).reshape(4, 4, 3).numpy() * 5)
+    mask = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+
+    def processor(img: Any) -> Any:
+        import numpy as np
+
+        pixels = torch.tensor(np.array(img), dtype=torch.float32).reshape(1, 4, 4, 3).permute(0, 3, 1, 2)
+        return {"input_ids": torch.tensor([tok.encode("question")]), "pixel_values": pixels}
+
+    inp = ImageMaskInput(image, mask=mask, baseline=(0, 0, 0), processor_fn=processor)
+    llm = SubmodularLLMAttribution(SubmodularAttribution(PixelReaderLM(len(tok))), tok)
+    res = llm.attribute(inp, target="answer", forward_in_tokens=False)
+    a = res.seq_attr.tolist()
+    assert a[0] > 0 and a[1:] == [0.0, 0.0, 0.0]          # only segment 0 is read
+    assert res.model_calls == res.submodular.n_evaluations   # processor outputs: Captum's forward, one by one
+
+
+def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    for name in [m for m in sys.modules if m == "captum_submodular.text" or m.startswith("captum_submodular.text.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ImportError, match=r"pip install captum_submodular\[text\]"):
+        importlib.import_module("captum_submodular.text")
