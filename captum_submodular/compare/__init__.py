@@ -45,12 +45,17 @@ Protocol
   called once more with ``target=label``; that extra call is not part of the
   evaluations/seconds per example.
 * Spreads are sample standard deviations over examples (0 for one example).
+
+DiFull and GridPG (:func:`compare_grids`, :mod:`.grid`) run the same explanation loop on
+mosaics of images and score every map by its localisation in the target's cell; AggAtt
+figures come from :meth:`GridComparison.figure`.
 """
 
 from ..counting import count_evaluations
 from ..metrics import HC_BUDGETS, METRICS
 from ..regions import last_conv_layer
-from .harness import Method, compare, to_input_shape
+from .grid import GRID_SETTINGS, GridComparison, compare_grids, grid_lineup, grid_methods, grid_model, pick_grid_cells
+from .harness import Method, compare, explain_one, to_input_shape
 from .lineup import DEFAULT_LINEUP, PUBLISHED_SEGMENTS, STANDARD_METHODS, SharedRegions, standard_methods
 from .result import Comparison
 
@@ -71,5 +76,13 @@ __all__ = [
     "STANDARD_METHODS",
     "DEFAULT_LINEUP",
     "PUBLISHED_SEGMENTS",
+    "explain_one",
+    "compare_grids",
+    "GridComparison",
+    "GRID_SETTINGS",
+    "grid_lineup",
+    "grid_methods",
+    "grid_model",
+    "pick_grid_cells",
 ]
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import inspect
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from ..counting import count_evaluations
 from ..metrics import METRICS, Faithfulness, Metric, resolve_metrics
 from .result import Comparison
 
-__all__ = ["Method", "compare", "to_input_shape"]
+__all__ = ["Method", "compare", "explain_one", "to_input_shape"]
 
 
 @dataclass
@@ -48,11 +49,11 @@ class Method:
 
     name: str
     attribution: Any
-    kwargs: Optional[Dict[str, Any]] = None
-    kwargs_fn: Optional[Callable[[int, Tensor], Dict[str, Any]]] = None
-    postprocess: Optional[Callable[[Any], Any]] = None
+    kwargs: dict[str, Any] | None = None
+    kwargs_fn: Callable[[int, Tensor], dict[str, Any]] | None = None
+    postprocess: Callable[[Any], Any] | None = None
 
-    def call_kwargs(self, i: int, x_i: Tensor) -> Dict[str, Any]:
+    def call_kwargs(self, i: int, x_i: Tensor) -> dict[str, Any]:
         kw = dict(self.kwargs or {})
         if self.kwargs_fn is not None:
             extra = self.kwargs_fn(i, x_i)
@@ -109,7 +110,7 @@ def to_input_shape(attribution: Any, x: Tensor, name: str = "method") -> Tensor:
     return a
 
 
-def _check_methods(methods: Any) -> List[Method]:
+def _check_methods(methods: Any) -> list[Method]:
     if not isinstance(methods, (list, tuple)) or len(methods) == 0:
         raise ValueError("methods must be a non-empty list of Method; got an empty or non-list value")
     seen = set()
@@ -126,7 +127,7 @@ def _check_methods(methods: Any) -> List[Method]:
     return list(methods)
 
 
-def _check_metrics(metrics: Any, labels: Any) -> Tuple[List[Metric], List[Metric]]:
+def _check_metrics(metrics: Any, labels: Any) -> tuple[list[Metric], list[Metric]]:
     """The curve metrics asked for, and the label metrics (asked for, or implied by ``labels``)."""
     chosen = resolve_metrics(metrics)
     label_metrics = [m for m in chosen if m.explains == "label"]
@@ -150,6 +151,32 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
         return False
 
 
+def explain_one(method: Method, inputs: Tensor, i: int, target: Any,
+                baselines: Any = None) -> tuple[Tensor, int, float]:
+    """Explain example ``i`` of ``inputs`` with ``method`` for ``target`` (one ``attribute`` call).
+
+    ``baselines`` go to a method whose ``attribute`` accepts them unless its kwargs set
+    some; a method with ``show_progress`` gets ``False``.  Returns the map brought to the
+    example's shape (:func:`to_input_shape`, on the CPU), the evaluations (input rows the
+    method's forward functions saw) and the seconds of the call.
+    """
+    n = int(inputs.shape[0])
+    x_i = inputs[i : i + 1]
+    kw = method.call_kwargs(i, x_i)
+    if baselines is not None and "baselines" not in kw and _accepts(method.attribution.attribute, "baselines"):
+        kw["baselines"] = _example_baselines(baselines, i, n)
+    kw["target"] = target
+    if "show_progress" not in kw and _accepts(method.attribution.attribute, "show_progress"):
+        kw["show_progress"] = False  # the harness shows one bar of its own
+    with count_evaluations(method.attribution) as counter:
+        start = time.perf_counter()
+        raw = method.attribution.attribute(x_i, **kw)
+        elapsed = time.perf_counter() - start
+    if method.postprocess is not None:
+        raw = method.postprocess(raw)
+    return to_input_shape(raw, x_i, method.name).cpu(), counter.rows, elapsed
+
+
 def compare(
     model: Callable[..., Tensor],
     inputs: Tensor,
@@ -161,8 +188,8 @@ def compare(
     n_steps: int = 50,
     substrate: Any = None,
     labels: Any = None,
-    names: Optional[Sequence[str]] = None,
-    output: Union[str, Callable[..., Any]] = "softmax",
+    names: Sequence[str] | None = None,
+    output: str | Callable[..., Any] = "softmax",
     perturbations_per_eval: int = 64,
     show_progress: bool = True,
 ) -> Comparison:
@@ -243,9 +270,9 @@ def compare(
 
         bar = tqdm(total=len(methods) * (n + len(hc_examples)), desc="compare", unit="expl", file=sys.stderr)
 
-    values: Dict[str, Dict[str, np.ndarray]] = {}
-    maps: Dict[str, Tensor] = {}
-    label_maps: Dict[str, Tensor] = {}
+    values: dict[str, dict[str, np.ndarray]] = {}
+    maps: dict[str, Tensor] = {}
+    label_maps: dict[str, Tensor] = {}
     # Every method runs with the model in eval mode, its modes and buffers restored afterwards
     # (Captum's own methods do not guard the model; ours does).
     with model_guard(model, *[m.attribution for m in methods], caller="compare"):
@@ -253,30 +280,12 @@ def compare(
             for method in methods:
                 evals = np.zeros(n)
                 secs = np.zeros(n)
-                per_example: List[Tensor] = []
-                pass_bl = baselines is not None and _accepts(method.attribution.attribute, "baselines")
-                quiet = _accepts(method.attribution.attribute, "show_progress")
-
-                def explain(i: int, target: int) -> Tuple[Tensor, int, float]:
-                    x_i = inputs[i : i + 1]
-                    kw = method.call_kwargs(i, x_i)
-                    if pass_bl and "baselines" not in kw:
-                        kw["baselines"] = _example_baselines(baselines, i, n)
-                    kw["target"] = target
-                    if quiet and "show_progress" not in kw:
-                        kw["show_progress"] = False  # the harness shows one bar of its own
-                    with count_evaluations(method.attribution) as counter:
-                        start = time.perf_counter()
-                        raw = method.attribution.attribute(x_i, **kw)
-                        elapsed = time.perf_counter() - start
-                    if method.postprocess is not None:
-                        raw = method.postprocess(raw)
-                    return to_input_shape(raw, x_i, method.name).cpu(), counter.rows, elapsed
+                per_example: list[Tensor] = []
 
                 for i in range(n):
                     if bar is not None:
                         bar.set_postfix_str(f"{method.name} #{i}")
-                    a, evals[i], secs[i] = explain(i, target_list[i])
+                    a, evals[i], secs[i] = explain_one(method, inputs, i, target_list[i], baselines)
                     per_example.append(a)
                     if bar is not None:
                         bar.update(1)
@@ -289,7 +298,10 @@ def compare(
                 rows = []
                 for i in hc_examples:
                     same = bound.labels[i] == target_list[i]
-                    rows.append(maps[method.name][i : i + 1] if same else explain(i, bound.labels[i])[0])
+                    if same:
+                        rows.append(maps[method.name][i : i + 1])
+                    else:
+                        rows.append(explain_one(method, inputs, i, bound.labels[i], baselines)[0])
                     if bar is not None:
                         bar.update(1)
                 if rows:
@@ -299,8 +311,8 @@ def compare(
                 bar.close()
 
     # Metrics: batched over examples, clean output reused.
-    curves: Dict[str, Dict[str, Any]] = {m.name: {} for m in methods}
-    budgeted: Dict[str, Dict[str, np.ndarray]] = {m.name: {} for m in methods}
+    curves: dict[str, dict[str, Any]] = {m.name: {} for m in methods}
+    budgeted: dict[str, dict[str, np.ndarray]] = {m.name: {} for m in methods}
     jobs = len(methods) * (len(curve_metrics) + (len(label_metrics) if hc_examples else 0))
     bar = None
     if show_progress and jobs:
@@ -309,7 +321,7 @@ def compare(
         bar = tqdm(total=jobs, desc="metrics", unit="curve", file=sys.stderr)
     try:
         for method in methods:
-            cache: Dict[str, Any] = {}  # derived metrics reuse their components' results
+            cache: dict[str, Any] = {}  # derived metrics reuse their components' results
             for metric in curve_metrics + label_metrics:
                 if metric.explains == "label":
                     if not hc_examples:
