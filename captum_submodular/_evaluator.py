@@ -222,7 +222,10 @@ class Evaluator:
                     groups.append((e, [row]))
             out = self._forward([(e, torch.stack(rows)) for e, rows in groups])
             self._check_shape(out)
-            _check_finite(out, self._describe(where, chunk))
+            try:
+                _check_finite(out, self._describe(where, chunk))
+            except NonFiniteOutputError as err:
+                self._blame_baseline(err, [g[0] for g in groups], "The model output", self._forward_row)
             if out.is_floating_point():
                 self.output_eps = max(self.output_eps, float(torch.finfo(out.dtype).eps))
                 row_scale = out.reshape(out.shape[0], -1).abs().amax(dim=1).tolist()
@@ -305,10 +308,65 @@ class Evaluator:
                     with torch.inference_mode():
                         out = emb(*e.compose(rows))
                 out = as_output(out, k, "embedding").detach()
-                check_finite_output(out, f"for the single-region inputs of example {e.index}", "The embedding")
+                try:
+                    check_finite_output(out, f"for the single-region inputs of example {e.index}", "The embedding")
+                except NonFiniteOutputError as err:
+                    self._blame_baseline(err, [e], "The embedding", self._embed_row)
                 chunks.append(out.reshape(k, -1))
                 self._count(e, k)
             e.distances = angular_distances(torch.cat(chunks).cpu())
+
+    def _forward_row(self, e: Example, keep: bool) -> Tensor:
+        return self._forward([(e, torch.full((1, e.m), keep, dtype=torch.bool))])
+
+    def _embed_row(self, e: Example, keep: bool) -> Any:
+        emb = self.owner.embedding
+        if isinstance(emb, nn.Module):
+            captured: List[Any] = []
+            handle = emb.register_forward_hook(lambda _m, _i, out: captured.append(out))
+            try:
+                self._forward_row(e, keep)
+            finally:
+                handle.remove()
+            return captured[-1] if captured else None
+        with torch.inference_mode():
+            return emb(*e.compose(torch.full((1, e.m), keep, dtype=torch.bool)))
+
+    @staticmethod
+    def _blame_baseline(err: NonFiniteOutputError, examples: List[Example], what: str,
+                        on_row: Any) -> None:
+        """Re-raise ``err``, naming ``baselines`` when the unperturbed input gives a finite output
+        (a fresh call) and the failing inputs hold baseline values: "on the baseline itself" when
+        the baseline input alone (every region removed) fails too.  At most two more calls, only
+        on this error path; a model that fails on the unperturbed input keeps ``err``."""
+
+        def non_finite(out: Any) -> Optional[str]:
+            if isinstance(out, (tuple, list)) and out:
+                out = out[0]
+            if isinstance(out, Tensor) and out.is_floating_point() and not bool(torch.isfinite(out).all()):
+                return "NaN" if bool(torch.isnan(out).any()) else "inf"
+            return None
+
+        for e in examples:
+            if non_finite(on_row(e, True)) is not None:
+                continue  # the unperturbed input fails too: not the baseline's doing
+            bad = non_finite(on_row(e, False))
+            lo = min(float(b.double().min()) for b in e.base)
+            hi = max(float(b.double().max()) for b in e.base)
+            if bad is None:
+                raise NonFiniteOutputError(
+                    f"{err} The unperturbed input gives finite values, so the model cannot evaluate "
+                    f"inputs that mix it with `baselines` (values in [{lo:.4g}, {hi:.4g}]); pass a "
+                    f"baseline within the range of your data (Captum's default is 0)."
+                ) from err
+            dtypes = sorted({str(x.dtype) for x in e.inputs})
+            raise NonFiniteOutputError(
+                f"{what} contains {bad} on the baseline itself (every region removed) of example "
+                f"{e.index}: `baselines` (values in [{lo:.4g}, {hi:.4g}], inputs of dtype "
+                f"{', '.join(dtypes)}) is not an input the model can evaluate; pass a baseline "
+                f"within the range of your data (Captum's default is 0)."
+            ) from err
+        raise err
 
     # ---------------------------------------------------------------- searches
 
@@ -364,8 +422,8 @@ class Evaluator:
         for e in examples:
             ctx = SearchContext(
                 e.m,
-                cost=lambda rows, e=e: self.cost(e, rows),
-                used=lambda e=e: e.n_evaluations,
+                cost=lambda rows, e=e: self.cost(e, rows),  # type: ignore[misc]
+                used=lambda e=e: e.n_evaluations,  # type: ignore[misc]
                 max_evaluations=max_evaluations,
                 resolution=self.objective_resolution(e, weights),
                 region_sizes=self.region_sizes(e),

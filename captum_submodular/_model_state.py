@@ -23,8 +23,10 @@ Which modules are found: ``forward_func`` itself when it is a module; the module
 bound method (``model.forward``); what ``functools.partial``, ``__wrapped__`` (e.g.
 :class:`~captum_submodular.counting.CountingForward`) or a Captum attribution's
 ``forward_func`` wrap; the modules and functions a callable object holds as attributes;
-and the modules a function or lambda refers to (its closure variables and the globals it
-names), a few levels deep.  A model hidden deeper (an attribute of an
+the modules a function or lambda refers to (its closure variables, its default
+arguments and the globals it names); modules a module holds outside its registered
+children (in a plain list, dict or attribute, where ``model.eval()`` does not reach
+them); and modules inside lists, tuples and dicts held by any of those, a few levels deep.  A model hidden deeper (an attribute of an
 arbitrary object) is not seen: put it in eval mode yourself.  Parameters are not copied
 (every evaluation runs without gradients, so nothing updates them).
 """
@@ -52,12 +54,37 @@ def find_modules(*objects: Any, depth: int = 3) -> List[nn.Module]:
     found: List[nn.Module] = []
     seen = set()
 
+    def visit_held(value: Any, level: int) -> None:
+        """Modules and callables held directly or in a (nested) container."""
+        if isinstance(value, dict):
+            items = list(value.values())
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            items = list(value)
+        else:
+            items = [value]
+        for item in items:
+            if isinstance(item, (nn.Module, types.FunctionType, types.MethodType, functools.partial)):
+                visit(item, level + 1)
+            elif isinstance(item, (list, tuple, dict, set, frozenset)) and id(item) not in seen and level < depth:
+                seen.add(id(item))
+                visit_held(item, level + 1)
+
     def visit(obj: Any, level: int) -> None:
         if obj is None or id(obj) in seen or level > depth:
             return
         seen.add(id(obj))
         if isinstance(obj, nn.Module):
             found.append(obj)
+            # Modules (and callables) a module or any of its submodules holds outside its
+            # registered children: in a plain list, dict or attribute, where ``model.eval()``
+            # does not reach them.
+            for sub in obj.modules():
+                for name, value in vars(sub).items():
+                    if not name.startswith("_") or name == "__wrapped__":
+                        visit_held(value, level)
+            return
+        if isinstance(obj, (list, tuple, dict, set, frozenset)):
+            visit_held(obj, level)
             return
         if isinstance(obj, functools.partial):
             for item in (obj.func, *obj.args, *obj.keywords.values()):
@@ -76,8 +103,7 @@ def find_modules(*objects: Any, depth: int = 3) -> List[nn.Module]:
         if not isinstance(obj, types.FunctionType):
             # a callable object: the modules and functions it holds, a Captum attribution's model
             for value in attrs.values():
-                if isinstance(value, (nn.Module, types.FunctionType, types.MethodType, functools.partial)):
-                    visit(value, level + 1)
+                visit_held(value, level)
             try:
                 inner = getattr(obj, "forward_func", None)
             except Exception:  # an object whose __getattr__ raises something else
@@ -86,9 +112,11 @@ def find_modules(*objects: Any, depth: int = 3) -> List[nn.Module]:
         if isinstance(obj, types.FunctionType):
             for cell in obj.__closure__ or ():
                 try:
-                    visit(cell.cell_contents, level + 1)
+                    visit_held(cell.cell_contents, level)
                 except ValueError:  # empty cell
                     pass
+            for value in (*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()):
+                visit_held(value, level)
             for name in obj.__code__.co_names:
                 value = obj.__globals__.get(name)
                 if isinstance(value, (nn.Module, types.FunctionType, functools.partial)):
@@ -113,7 +141,7 @@ def mode_dependent(module: nn.Module) -> bool:
         return True
     forward = getattr(type(module), "forward", None)
     while hasattr(forward, "__wrapped__"):
-        forward = forward.__wrapped__
+        forward = getattr(forward, "__wrapped__")
     code = getattr(forward, "__code__", None)
     return code is not None and "training" in code.co_names
 

@@ -176,8 +176,9 @@ def target_scores(output: Tensor, targets: Tuple[Tuple[int, ...], ...], output_t
         dist = dist.reshape(k, -1)
     if n_classes < 2:
         return p, torch.zeros_like(p)
-    entropy = -(dist * torch.log(dist.clamp_min(1e-12))).sum(-1)
-    confidence = 1.0 - entropy / math.log(n_classes)
+    # In float64 with 0·log 0 = 0 (a clamp at a tiny value underflows to 0 in float16).
+    entropy = torch.special.entr(dist.double()).sum(-1)
+    confidence = (1.0 - entropy / math.log(n_classes)).to(torch.promote_types(p.dtype, torch.float32))
     return p, confidence
 
 

@@ -436,3 +436,87 @@ def test_19_negative_targets_count_from_the_end_as_in_captum():
             assert torch.equal(fn(model, x, a, target=t, n_steps=4), ref_area)
     bound = Faithfulness(model, x, targets=-1)
     assert bound.targets == [4, 4]
+
+
+# ----------------------------------------------------------------- issue 20, part 3
+
+
+class HiddenDropout(nn.Module):
+    """Eval-mode top level whose Dropout is registered (``registered``), held in a plain
+    list where ``model.eval()`` does not reach it (``list``), or both."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(16, 8)
+        self.head = nn.Linear(8, 3)
+        self.drop = nn.Dropout(0.5)
+        self.hidden = [nn.Dropout(0.5)]
+        self.where = where
+
+    def forward(self, x):
+        h = torch.relu(self.lin(x.flatten(1)))
+        if self.where in ("registered", "both"):
+            h = self.drop(h)
+        if self.where in ("list", "both"):
+            h = self.hidden[0](h)
+        return self.head(h)
+
+
+@pytest.mark.parametrize("where", ["registered", "list", "both"])
+@pytest.mark.parametrize("wrap", ["module", "lambda_default"])
+def test_guard_sees_every_module_mode(where, wrap):
+    model = HiddenDropout(where).eval()
+    model.drop.train()  # a submodule left in training mode under an eval-mode top level
+    assert model.hidden[0].training  # model.eval() never reached it
+    forward = model if wrap == "module" else (lambda x, net=model: net(x))
+    x = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    mask = torch.arange(16).reshape(1, 1, 4, 4) // 4
+    sa = SubmodularAttribution(forward)
+    with pytest.warns(UserWarning, match="training mode.*Dropout"):
+        runs = [sa.explain(x, target=0, feature_mask=mask, perturbations_per_eval=ppe) for ppe in (1, 1, 7)]
+    for rs in runs[1:]:
+        for a, b in zip(runs[0], rs):
+            assert a.order.tolist() == b.order.tolist()
+            torch.testing.assert_close(a.insertion_curve, b.insertion_curve, rtol=0, atol=1e-6)
+    assert model.drop.training and model.hidden[0].training and not model.training  # modes restored
+
+
+def test_non_finite_output_on_the_baseline_blames_the_baseline():
+    # A finite baseline the model cannot evaluate (its activations overflow): the error
+    # names `baselines`, not the embedding or the model, for the embedding and the model.
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    mask = torch.arange(16).reshape(1, 1, 4, 4) // 4
+    w = ObjectiveWeights(20, 5, 0.01, 0.05)
+    with pytest.raises(NonFiniteOutputError, match=r"The embedding contains inf on the baseline itself.*`baselines`"):
+        SubmodularAttribution(net, weights=w, embedding=lambda z: net[1](z.flatten(1)) * 1e10).attribute(
+            x, baselines=3e38, target=0, feature_mask=mask)
+    with pytest.raises(NonFiniteOutputError, match=r"The model output contains .* on the baseline itself"):
+        SubmodularAttribution(lambda z: net(z) * 1e10).attribute(x, baselines=3e38, target=0, feature_mask=mask)
+    # Finite on the input and on the baseline, but not on a mix of them: the hint names `baselines`.
+    with pytest.raises(NonFiniteOutputError, match=r"on a perturbed input.*cannot evaluate inputs that mix it with "
+                                                   r"`baselines`"):
+        SubmodularAttribution(lambda z: net(z) * torch.where((z == 0).any() & (z != 0).any(), float("inf"), 1.0)
+                              ).attribute(x, target=0, feature_mask=mask)
+    # A model that is non-finite on the input itself keeps the old message.
+    with pytest.raises(NonFiniteOutputError, match=r"The model output contains NaN on the unperturbed input"):
+        SubmodularAttribution(lambda z: net(z) * torch.where(z.abs().sum() > 0, float("nan"), 1.0)).attribute(
+            x, target=0, feature_mask=mask)
+
+
+def test_float16_outputs_with_zero_probabilities_keep_a_finite_objective():
+    # The confidence term's entropy underflowed to 0·log 0 = NaN in float16, and the search
+    # then crashed in an argmin over no candidates.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        net[3].weight.mul_(200.0)  # logits far apart: some probabilities are exactly 0 in float16
+    net = net.half()
+    x = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(0)).half()
+    mask = torch.arange(16).reshape(1, 1, 4, 4) // 4
+    with torch.no_grad():
+        assert (torch.softmax(net(x), 1) == 0).any()
+    (r,) = SubmodularAttribution(net).explain(x, target=0, feature_mask=mask)
+    assert torch.isfinite(r.objective_values).all()
+    assert sorted(r.order.tolist()) == [0, 1, 2, 3]
