@@ -48,6 +48,7 @@ class Example:
     cache: Dict[bytes, Tuple[float, float]] = field(default_factory=dict)
     distances: Optional[Tensor] = None
     n_evaluations: int = 0
+    n_rounds: int = 0  # sequential rounds of model evaluation (see SubmodularResult.n_rounds)
     output_scale: float = 0.0  # largest |model output| of this example's inputs (see Evaluator.resolution)
 
     @property
@@ -196,6 +197,7 @@ class Evaluator:
                 )
             grads = torch.autograd.grad(p.sum(), xs, allow_unused=True)
         self._count(e, 1)
+        e.n_rounds += 1
         out_grads = []
         for g, x, b in zip(grads, e.inputs, e.base):
             delta = x.double() - b.double()
@@ -211,6 +213,8 @@ class Evaluator:
                 if key not in e.cache and (e.index, key) not in queued:
                     queued.add((e.index, key))
                     pending.append((e, row, key))
+        for e in {id(e): e for e, _, _ in pending}.values():
+            e.n_rounds += 1  # one round per request with new inputs, however many model calls it takes
         for start in range(0, len(pending), self.batch):
             chunk = pending[start : start + self.batch]
             # group consecutive rows of one example to compose them in one op
@@ -285,6 +289,7 @@ class Evaluator:
         """
         emb = self.owner.embedding
         for e in examples:
+            e.n_rounds += 1
             singles = torch.eye(e.m, dtype=torch.bool)
             chunks = []
             for start in range(0, e.m, self.batch):

@@ -83,6 +83,13 @@ class SubmodularResult:
         The score the minimal subset must reach (default: the full-input score).
     n_evaluations:
         Model inputs evaluated for this example (each distinct composed input once).
+    n_rounds:
+        Sequential rounds of model evaluation for this example: each round is the set of
+        new inputs one step needed (the unperturbed input, a search step, the final
+        curves, the embeddings, the gradient), which one model call evaluates when
+        ``perturbations_per_eval`` is at least its size.  A step whose inputs were all
+        evaluated before costs no round.  On an accelerator, rounds rather than
+        evaluations set the wall time.
     attributions:
         The map for this example, shaped like the inputs with a batch dimension of 1.
     """
@@ -97,6 +104,7 @@ class SubmodularResult:
     threshold: float
     n_evaluations: int
     attributions: TensorOrTuple = field(repr=False)
+    n_rounds: int = 0
 
     @property
     def minimal_subset_size(self) -> int:
@@ -392,7 +400,9 @@ class SubmodularAttribution(PerturbationAttribution):
         if feature_mask is not None:
             if strides is not None:
                 warnings.warn("`strides` is ignored when `feature_mask` is given.", stacklevel=6)
-            return check_feature_mask(feature_mask, inputs)
+            checked = check_feature_mask(feature_mask, inputs)
+            assert checked is not None  # a mask was given
+            return checked
         masks = []
         offset = 0
         if windows is not None:
@@ -536,5 +546,6 @@ class SubmodularAttribution(PerturbationAttribution):
             minimal_subset=minimal.cpu(),
             threshold=thr,
             n_evaluations=ex.n_evaluations,
+            n_rounds=ex.n_rounds,
             attributions=tuple(attrs) if len(attrs) > 1 else attrs[0],
         )
