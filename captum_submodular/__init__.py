@@ -12,6 +12,8 @@ Main entry points
 - :func:`explain_dataset` — whole datasets to Parquet, in-process or on Ray.
 """
 
+from typing import Any
+
 from .attribution import NonFiniteOutputError, SubmodularAttribution, SubmodularResult
 from .objective import ObjectiveWeights
 from .search import (
@@ -27,7 +29,7 @@ from .search import (
 )
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # Lazy: the dataset runner pulls in pyarrow (and optionally Ray) only when used.
     if name in ("explain_dataset", "RegionsConfig"):
         from . import dataset

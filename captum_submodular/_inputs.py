@@ -247,12 +247,12 @@ def _baseline_value(b: Any, x: Tensor, j: int) -> Tensor:
         return torch.tensor(bool(b), device=x.device)
     if not x.is_floating_point():
         info = torch.iinfo(x.dtype)
-        if float(b) != math.floor(float(b)) or not info.min <= b <= info.max:
+        if float(b) != math.floor(float(b)) or not info.min <= b <= info.max:  # type: ignore[operator]
             raise ValueError(
                 f"{where} is {b!r}, which {x.dtype} inputs cannot hold exactly; pass an integer "
                 f"in [{info.min}, {info.max}] or convert the inputs to a floating-point dtype"
             )
-        return torch.tensor(int(b), dtype=x.dtype, device=x.device)
+        return torch.tensor(int(b), dtype=x.dtype, device=x.device)  # type: ignore[call-overload]
     value = torch.tensor(float(b), dtype=torch.float64).to(x.dtype)
     if not bool(torch.isfinite(value)):
         raise ValueError(f"{where} is {b!r}, which overflows the inputs' dtype {x.dtype}")

@@ -292,7 +292,7 @@ class SubmodularAttribution(PerturbationAttribution):
 
     @log_usage()
     @torch.no_grad()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: TensorOrTuple,
         baselines: Any = None,

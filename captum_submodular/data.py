@@ -124,10 +124,10 @@ def _read_image(path: str) -> Image.Image:
     """Fully decode ``path`` into an in-memory RGB image (EXIF orientation applied)."""
     with Image.open(path) as img:
         img.load()
-        img = ImageOps.exif_transpose(img) or img
-        rgb = _to_rgb(img)
-        if rgb is img:
-            rgb = img.copy()
+        upright = ImageOps.exif_transpose(img) or img
+        rgb = _to_rgb(upright)
+        if rgb is upright:
+            rgb = upright.copy()
     return rgb
 
 
@@ -190,7 +190,7 @@ def load_images(
         ``(path, reason)`` for every file that could not be read.
     """
     if isinstance(paths, (str, bytes, os.PathLike)):
-        paths = [paths]  # type: ignore[list-item]
+        paths = [paths]
     images: list[LabelledImage] = []
     errors: list[tuple[str, str]] = []
     for path in paths:

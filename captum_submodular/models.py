@@ -383,7 +383,7 @@ def _load_torchvision(name: str) -> tuple[torch.nn.Module, Callable, list[str], 
     mean = tuple(float(m) for m in getattr(transform, "mean", (0.485, 0.456, 0.406)))
     std = tuple(float(s) for s in getattr(transform, "std", (0.229, 0.224, 0.225)))
     class_names = list(weights.meta.get("categories") or _imagenet_class_names())
-    return model, _RGBTransform(transform), class_names, mean, std  # type: ignore[return-value]
+    return model, _RGBTransform(transform), class_names, mean, std
 
 
 def load_model(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") -> LoadedModel:
@@ -474,6 +474,7 @@ def load_model_factory(spec: str) -> Callable[..., Any]:
 
 def _from_factory(spec: str, dev: torch.device) -> LoadedModel:
     factory = load_model_factory(spec)
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):

@@ -391,7 +391,9 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
         evaluations["occlusion"] = occ.n_evaluations
     for run in [sub] + ([occ] if occ is not None else []):
         for metric in config.metrics:
-            run.curves[metric] = bound.evaluate(metric, run.attributions.to(x.device)).curves
+            curves = bound.evaluate(metric, run.attributions.to(x.device)).curves
+            assert curves is not None  # Faithfulness.evaluate records the curves
+            run.curves[metric] = curves
     evaluations["metrics"] = counting.rows - classified
     evaluations["total"] = sum(evaluations.values())
     return ImageExplanation(

@@ -217,7 +217,7 @@ def new_figure(figsize: Sequence[float]) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=tuple(figsize))
+    fig = Figure(figsize=(float(figsize[0]), float(figsize[1])))
     FigureCanvasAgg(fig)
     return fig
 

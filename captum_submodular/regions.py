@@ -179,7 +179,7 @@ def _to_hwc_float(image: Union[Tensor, np.ndarray]) -> np.ndarray:
     if isinstance(image, Tensor):
         if image.is_complex():
             raise ValueError(f"slic_mask: `image` must be real, got dtype {image.dtype}.")
-        arr = image.detach().double().cpu()
+        arr: Any = image.detach().double().cpu()
         if arr.dim() == 4:
             if arr.shape[0] != 1:
                 raise ValueError("slic_mask: pass one image (C×H×W or 1×C×H×W), not a batch.")
@@ -238,7 +238,7 @@ def slic_mask(
     min_size_fraction: float = 0.25,
     match_count: bool = True,
     device: Optional[torch.device] = None,
-    **slic_kwargs,
+    **slic_kwargs: Any,
 ) -> Tensor:
     """SLIC superpixels as a feature mask.
 
@@ -290,7 +290,7 @@ def slic_mask(
         return _merge_small_regions(labels, min_size) if min_size > 1 else labels
 
     n_try = n_segments
-    best, best_count = None, None
+    best, best_count = None, 0
     below, above = None, None  # SLIC parameters known to give too few / too many regions
     for _ in range(8 if match_count else 1):
         labels = segment(n_try)
@@ -474,6 +474,8 @@ def _prior_regions(x: Tensor, n: int, model: Any = None, target: Optional[int] =
     g = grid if grid is not None else min(max(10, math.ceil(math.sqrt(n))), h, w)
     g = _grid_side(n, g, h, w, minimum=10)
     cells = max(1, math.ceil(g * g / n))
+    if target is None:
+        raise ValueError("regions 'prior' read Grad-CAM of the target: pass `target`")
     prior = gradcam_prior(model, x, int(target))
     return relabel(prior_guided_mask(prior.cpu(), grid=g, cells_per_region=cells, size=(h, w)))
 

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                                regions=args.regions)
     samples = imagenet_samples(limit=args.images)
     x = torch.stack([lm.preprocess(s.image) for s in samples]).to(lm.device)
-    labels = None if args.no_labels else [int(s.label) for s in samples]
+    labels = None if args.no_labels else [int(s.label) for s in samples]  # type: ignore[arg-type]
     result = compare(
         lm.model, x, None, methods, metrics=metrics, n_steps=args.n_steps, labels=labels,
         names=[s.name for s in samples], show_progress=not args.no_progress,

@@ -4,7 +4,7 @@ gradients preconditioned by one multigrid cycle per iteration (see that docstrin
 from __future__ import annotations
 
 import warnings
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ class _Grid:
         self.margin = self.row + 1
         self.dtype, self.device = dtype, device
 
-    def zeros(self, *shape: int, dtype: Optional[torch.dtype] = None) -> Tensor:
+    def zeros(self, *shape: Any, dtype: Optional[torch.dtype] = None) -> Tensor:
         return torch.zeros(*shape, dtype=dtype or self.dtype, device=self.device)
 
     def buffer(self, c: int) -> Tensor:
@@ -107,7 +107,7 @@ def _prolong_add(
     """
     h, w = fine.shape[-2:]
     he, ho, we, wo = (h + 1) // 2, h // 2, (w + 1) // 2, w // 2
-    if cols is None:
+    if cols is None or odd is None:
         cols = coarse.new_empty(*coarse.shape[:3], w)
         odd = coarse.new_empty(*coarse.shape[:2], ho, w)
     cols[..., 0::2] = coarse[..., :we]
@@ -200,6 +200,21 @@ class _Multigrid:
     allocated again.
     """
 
+    # Per-image arrays: views of the first images of ``_full``, set by ``_use``.
+    mask: Tensor
+    diag4: Tensor
+    stencils: List[Tensor]
+    dinv: List[Tensor]
+    res: List[Tensor]
+    rhs: List[Tensor]
+    rows: List[Tensor]
+    cols: List[Tensor]
+    odd: List[Tensor]
+    r: Tensor
+    q: Tensor
+    prod: Tensor
+    images: Tensor
+
     def __init__(
         self, n: int, c: int, h: int, w: int, dtype: torch.dtype, device: torch.device
     ) -> None:
@@ -225,7 +240,7 @@ class _Multigrid:
         self._zero = fine.zeros(())
         self.weight = _galerkin_weight(dtype, device)
         pairs = list(zip(self.grids, self.grids[1:]))
-        self._full = dict(
+        self._full: Dict[str, Any] = dict(
             # Fine operator: A x = m * ((12 D + 4) x - S121(x)) for x zero on kept pixels.
             mask=fine.zeros(n, 1, fine.plane),
             diag4=fine.zeros(n, 1, fine.plane),

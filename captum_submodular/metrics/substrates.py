@@ -122,7 +122,7 @@ def _blur(x: Tensor) -> Tensor:
 
 
 def substrate_tensors(
-    substrate: Union[str, Callable[..., Any]],
+    substrate: Union[str, RoadSubstrate, Callable[..., Any]],
     kind: str,
     inputs: Tuple[Tensor, ...],
     baselines: Tuple[Tensor, ...],

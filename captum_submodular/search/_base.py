@@ -354,7 +354,7 @@ def _complete(m: int, ctx: SearchContext, front: List[int], back: List[int], pro
             break
         ranked = remaining[_ranked(proxy[remaining], remaining, ctx.resolution)]
         if ctx.limited:
-            spare = ctx.max_evaluations - ctx.used - ctx.step_cost(_rows(m, selected, ranked[:1]), front, back)
+            spare = (ctx.max_evaluations or 0) - ctx.used - ctx.step_cost(_rows(m, selected, ranked[:1]), front, back)
             k = min(len(ranked), 1 + max(0, spare) // 4)
             while k > 1 and not ctx.affords(_rows(m, selected, ranked[:k]), front, back):
                 k -= 1
@@ -457,5 +457,7 @@ def _dry_run_evaluations(strategy: SearchStrategy, m: int) -> int:
     key = (repr(strategy), int(m))
     if key not in _DRY_RUNS:
         weights = torch.linspace(1.0, 2.0, m, dtype=torch.float64).flip(0)
-        _DRY_RUNS[key] = int(run_search(strategy, m, lambda z: z.double() @ weights).n_evaluations)
+        counted = run_search(strategy, m, lambda z: z.double() @ weights).n_evaluations
+        assert counted is not None  # run_search always counts
+        _DRY_RUNS[key] = int(counted)
     return _DRY_RUNS[key]

@@ -174,13 +174,13 @@ class RefinedSearch(SearchStrategy):
         eye = torch.eye(m, dtype=torch.bool)
         screen_rows = torch.cat([~full, eye])
         if not ctx.affords_query(screen_rows, [], []):
-            order, extra = yield from _complete(m, ctx, [], [], torch.full((m,), -math.inf))
-            return SearchOutcome(order, n_queries + extra)
+            completed, n_more = yield from _complete(m, ctx, [], [], torch.full((m,), -math.inf))
+            return SearchOutcome(completed, n_queries + n_more)
         vals = yield from ask(screen_rows)
         f_full = known[_row_keys(full)[0]]
         singles = vals[1:]
         stale = torch.empty(m, dtype=torch.float64)  # last measured density of each region (step 1 sets all)
-        refine_reserve = int(self.refine_share * ctx.max_evaluations)
+        refine_reserve = int(self.refine_share * (ctx.max_evaluations or 0))
 
         # 2. front
         selected = torch.zeros(m, dtype=torch.bool)
