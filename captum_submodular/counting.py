@@ -6,12 +6,18 @@ counts ``B``.  :class:`CountingForward` wraps any forward function; the
 Captum attribution instance (and of the attributions nested in it, such as the method
 a ``NoiseTunnel`` wraps) and always restores the original.
 
->>> counting = CountingForward(model)                      # doctest: +SKIP
->>> metrics.insertion(counting, x, attributions, target=3) # doctest: +SKIP
->>> counting.rows                                          # doctest: +SKIP
->>> with count_evaluations(Occlusion(model)) as counter:   # doctest: +SKIP
-...     ...
->>> counter.rows                                           # doctest: +SKIP
+>>> import torch
+>>> from captum.attr import Occlusion
+>>> model = torch.nn.Linear(4, 2)
+>>> counting = CountingForward(model)
+>>> _ = counting(torch.zeros(3, 4))          # one call on a batch of 3
+>>> counting.rows, counting.calls
+(3, 1)
+>>> occlusion = Occlusion(model)
+>>> with count_evaluations(occlusion) as counter:
+...     _ = occlusion.attribute(torch.ones(1, 4), target=0, sliding_window_shapes=(1,))
+>>> counter.rows                             # the input, then one row per window position
+5
 """
 
 from __future__ import annotations

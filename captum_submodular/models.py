@@ -18,11 +18,16 @@ function, :func:`load_model`, without ever touching the network:
 
 Example
 -------
+>>> from PIL import Image
 >>> from captum_submodular.models import load_model
->>> lm = load_model()                       # doctest: +SKIP
->>> x = lm.preprocess(pil_image)            # (3, 224, 224) float tensor
->>> logits = lm.model(x[None])              # (1, 1000)
->>> lm.class_names[int(logits.argmax())]    # e.g. 'tabby'
+>>> lm = load_model()                       # EfficientNet-Lite0, offline (the [demo] extra)
+>>> x = lm.preprocess(Image.new("RGB", (320, 240), (200, 40, 40)))
+>>> tuple(x.shape)                          # any PIL image -> the model's input
+(3, 224, 224)
+>>> tuple(lm.model(x[None]).shape)          # logits over the 1000 ImageNet classes
+(1, 1000)
+>>> lm.class_names[281]
+'tabby'
 """
 
 from __future__ import annotations

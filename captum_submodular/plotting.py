@@ -309,8 +309,10 @@ def explanation_figure(explanations: Sequence[Any], path: str, to_display: Calla
         label = f"\nlabel: {names[e.label] if e.label < len(names) else e.label}" if e.label is not None else ""
         ax[0].imshow(image)
         h, w = int(e.x.shape[-2]), int(e.x.shape[-1])
+        # two short lines: one long line is wider than the image and the first column's title
+        # ran off the figure's left edge
         seen = "" if e.image_size is None or tuple(e.image_size) == (w, h) else \
-            f"\n{w}×{h} crop of the {e.image_size[0]}×{e.image_size[1]} photo"
+            f"\n{w}×{h} centre crop\nof the {e.image_size[0]}×{e.image_size[1]} photo"
         ax[0].set_title(f"{e.name}\n{tname} (p = {float(e.probabilities[e.target]):.2f}){label}{seen}", fontsize=9)
         overlay(ax[1], image, e.submodular.attributions[0], fontsize=9, key=True,
                 title=f"SubmodularAttribution\n{e.regions_description}\n"
@@ -340,5 +342,7 @@ def explanation_figure(explanations: Sequence[Any], path: str, to_display: Calla
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    # "tight" grows the saved canvas to whatever the titles, keys and legends need, so nothing
+    # drawn is ever cut at the figure's edges
+    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.08)
     return path

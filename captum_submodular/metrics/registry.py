@@ -9,9 +9,15 @@ metric is one :func:`register_metric` call plus its function.
 :class:`Faithfulness` (Xplique's shape) binds ``(model, inputs, targets)`` once: the
 clean outputs are computed once and reused by every metric and every map it scores.
 
->>> bound = Faithfulness(model, images, targets=None)            # doctest: +SKIP
->>> bound.evaluate("insertion", occlusion_maps).values[:, 0]     # doctest: +SKIP
->>> bound.score(submodular_maps)                                  # doctest: +SKIP
+>>> import torch
+>>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)).eval()
+>>> images = torch.rand(2, 3, 4, 4)
+>>> bound = Faithfulness(model, images, targets=None, n_steps=4)   # targets=None: the predictions
+>>> maps = torch.rand(2, 3, 4, 4)                                   # any attribution shaped like the inputs
+>>> bound.evaluate("insertion", maps).values.shape                  # one area per example
+(2, 1)
+>>> sorted(bound.score(maps, ("insertion", "deletion")))
+['deletion', 'insertion']
 """
 
 from __future__ import annotations
