@@ -337,6 +337,31 @@ class GridComparison:
 
     # ------------------------------------------------------------------ files
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every number per explained cell as plain Python (NaN as ``None``), for JSON."""
+
+        def floats(v: np.ndarray) -> list[float | None]:
+            return [None if math.isnan(float(x)) else float(x) for x in np.asarray(v, dtype=np.float64)]
+
+        return {
+            "format": _FORMAT, "setting": self.setting, "n": self.n, "grid_index": list(self.grid_index),
+            "cells": list(self.cells), "classes": list(self.classes), "targets": list(self.targets),
+            "confidences": list(self.confidences), "names": [list(v) for v in self.names],
+            "methods": {m: {"localisation": floats(self.localisation[m]), "absolute": floats(self.absolute[m]),
+                            "evaluations": floats(self.evaluations[m]), "seconds": floats(self.seconds[m])}
+                        for m in self.methods},
+        }  # fmt: skip
+
+    def to_json(self, path: str | os.PathLike[str]) -> str:
+        """Write :meth:`to_dict` as JSON; returns the path."""
+        import json
+
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, indent=1, ensure_ascii=False)
+        return path
+
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write everything (maps included, inputs not) with ``torch.save``; returns the path."""
         path = os.fspath(path)
