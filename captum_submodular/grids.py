@@ -451,7 +451,8 @@ def plot_aggatt(results: Mapping[str, AggAtt], path: str | os.PathLike[str] | No
     Each panel is the bin's mean map (red positive, blue negative; every map scaled by its
     largest ``|value|`` before averaging, so the colour key runs from −1 to 1), with the
     cell borders in grey and the target's cell (top-left after alignment) outlined in
-    black; below it, the bin's mean localisation ``L`` and its number of maps.  Saved as
+    black; below it, the bin's mean localisation ``L`` (``n/a`` when no map of the bin has a
+    positive value) and its number of maps.  Saved as
     PNG when ``path`` is given.  Returns the Matplotlib figure (Agg canvas).
     """
     from matplotlib.patches import Rectangle
@@ -485,7 +486,8 @@ def plot_aggatt(results: Mapping[str, AggAtt], path: str | os.PathLike[str] | No
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(f"{a:g}–{b:g} %", fontsize=8.5)
-            ax.set_xlabel(f"L={score:.2f} ({len(members)})", fontsize=7.5, labelpad=2)
+            shown = "n/a" if np.isnan(score) else f"{score:.2f}"
+            ax.set_xlabel(f"L={shown} ({len(members)})", fontsize=7.5, labelpad=2)
             if c == 0:
                 ax.set_ylabel(name, fontsize=8.5, rotation=0, ha="right", va="center", labelpad=6)
     key = fig.add_subplot(gs[rows, :].subgridspec(1, 3, width_ratios=[1, 2, 1])[0, 1])

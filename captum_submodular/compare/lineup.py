@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -30,9 +31,9 @@ class SharedRegions:
             raise ValueError(f"regions: the line-up shares masks of one of {usable}, got {kind!r}")
         self.kind = kind
         self.n_regions = n_regions
-        self._cache: Dict[int, Tuple[Tensor, Tensor]] = {}
+        self._cache: dict[int, tuple[Tensor, Tensor]] = {}
 
-    def __call__(self, i: int, x_i: Tensor) -> Dict[str, Any]:
+    def __call__(self, i: int, x_i: Tensor) -> dict[str, Any]:
         from ..regions import build_regions
 
         hit = self._cache.get(i)
@@ -58,16 +59,16 @@ def standard_methods(
     include: Sequence[str] = DEFAULT_LINEUP,
     n_segments: int = 49,
     search: str = DEFAULT_SEARCH,
-    occlusion_window: Tuple[int, ...] = (3, 15, 15),
-    occlusion_stride: Tuple[int, ...] = (3, 8, 8),
+    occlusion_window: tuple[int, ...] = (3, 15, 15),
+    occlusion_stride: tuple[int, ...] = (3, 8, 8),
     shap_samples: int = 500,
     lime_samples: int = 500,
     ig_steps: int = 32,
-    layer: Optional[nn.Module] = None,
+    layer: nn.Module | None = None,
     published_segments: int = PUBLISHED_SEGMENTS,
     perturbations_per_eval: int = 64,
     regions: str = "slic",
-) -> List[Method]:
+) -> list[Method]:
     """The usual line-up on an image classifier, sharing one SLIC mask per example.
 
     - ``ours``: :class:`SubmodularAttribution` with ``search`` and default weights.
@@ -99,7 +100,7 @@ def standard_methods(
     slic = SharedRegions(n_segments, regions)
     published_slic = slic if published_segments == n_segments else SharedRegions(published_segments, "slic")
     ppe = perturbations_per_eval
-    build: Dict[str, Callable[[], Method]] = {
+    build: dict[str, Callable[[], Method]] = {
         "ours": lambda: Method("ours", SubmodularAttribution(model, search=search),
                                {"perturbations_per_eval": ppe}, kwargs_fn=slic),
         "Occlusion": lambda: Method("Occlusion", Occlusion(model),

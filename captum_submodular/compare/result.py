@@ -6,14 +6,15 @@ import csv
 import json
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..metrics import METRICS, CurveResult, HC_BUDGETS, Metric, curve_area
+from ..metrics import HC_BUDGETS, METRICS, CurveResult, Metric, curve_area
 
 __all__ = ["Comparison"]
 
@@ -37,7 +38,7 @@ def _concat_curves(parts: Sequence[CurveResult]) -> CurveResult:
     )
 
 
-def _stats(values: Sequence[float]) -> Tuple[float, float]:
+def _stats(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return float("nan"), float("nan")
@@ -85,22 +86,22 @@ class Comparison:
         Clean softmax probability of each example's target.
     """
 
-    methods: List[str]
-    metrics: List[str]
-    values: Dict[str, Dict[str, np.ndarray]]
-    budgeted: Dict[str, Dict[str, np.ndarray]] = field(default_factory=dict)
-    hc_examples: List[int] = field(default_factory=list)
-    budgets: Tuple[float, ...] = HC_BUDGETS
-    curves: Dict[str, Dict[str, CurveResult]] = field(default_factory=dict)
-    maps: Dict[str, Tensor] = field(default_factory=dict)
-    inputs: Optional[Tensor] = None
-    targets: List[int] = field(default_factory=list)
-    labels: Optional[List[int]] = None
-    predictions: List[int] = field(default_factory=list)
-    names: List[str] = field(default_factory=list)
-    target_probabilities: List[float] = field(default_factory=list)
+    methods: list[str]
+    metrics: list[str]
+    values: dict[str, dict[str, np.ndarray]]
+    budgeted: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    hc_examples: list[int] = field(default_factory=list)
+    budgets: tuple[float, ...] = HC_BUDGETS
+    curves: dict[str, dict[str, CurveResult]] = field(default_factory=dict)
+    maps: dict[str, Tensor] = field(default_factory=dict)
+    inputs: Tensor | None = None
+    targets: list[int] = field(default_factory=list)
+    labels: list[int] | None = None
+    predictions: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    target_probabilities: list[float] = field(default_factory=list)
     n_steps: int = 50
-    substrate: Optional[str] = None
+    substrate: str | None = None
 
     # ------------------------------------------------------------------ summaries
 
@@ -113,31 +114,31 @@ class Comparison:
         return self.labels is not None
 
     @property
-    def label_metrics(self) -> List[Metric]:
+    def label_metrics(self) -> list[Metric]:
         """The metrics of :attr:`budgeted` (those explaining the true label), in registry order."""
         names = {k for per in self.budgeted.values() for k in per}
         return [m for m in METRICS.values() if m.name in names]
 
     @property
-    def highest_confidence(self) -> Dict[str, np.ndarray]:
+    def highest_confidence(self) -> dict[str, np.ndarray]:
         return {name: per["highest_confidence"] for name, per in self.budgeted.items() if "highest_confidence" in per}
 
     def _label_values(self, name: str, metric: Metric) -> np.ndarray:
         return np.asarray(self.budgeted.get(name, {}).get(metric.name, np.zeros((0, len(metric.columns)))))
 
-    def summary(self) -> Dict[str, Dict[str, Tuple[float, float]]]:
+    def summary(self) -> dict[str, dict[str, tuple[float, float]]]:
         """``summary()[method][column] = (mean, std)`` for every table column."""
-        out: Dict[str, Dict[str, Tuple[float, float]]] = {}
+        out: dict[str, dict[str, tuple[float, float]]] = {}
         for name in self.methods:
-            row: Dict[str, Tuple[float, float]] = {}
+            row: dict[str, tuple[float, float]] = {}
             for metric in self.metrics:
                 row[metric] = _stats(self.values[name][metric])
-            for metric in self.label_metrics:
-                vals = self._label_values(name, metric)
-                for j, col in enumerate(metric.columns):
+            for label_metric in self.label_metrics:
+                vals = self._label_values(name, label_metric)
+                for j, col in enumerate(label_metric.columns):
                     row[col] = _stats(vals[:, j] if vals.size else [])
                 if not self.hc_examples:
-                    row[f"{metric.short or metric.name}@none"] = (float("nan"), float("nan"))
+                    row[f"{label_metric.short or label_metric.name}@none"] = (float("nan"), float("nan"))
             row["evaluations"] = _stats(self.values[name]["evaluations"])
             row["seconds"] = _stats(self.values[name]["seconds"])
             out[name] = row
@@ -154,20 +155,19 @@ class Comparison:
         column is bold.
         """
         summary = self.summary()
-        cols: List[Tuple[str, str, Optional[bool], int]] = []  # key, header, higher_is_better, digits
+        cols: list[tuple[str, str, bool | None, int]] = []  # key, header, higher_is_better, digits
         for metric in self.metrics:
             cols.append((metric, METRICS[metric].label, METRICS[metric].higher_is_better, digits))
         n_mis = len(self.hc_examples)
-        for metric in self.label_metrics:
+        for lm in self.label_metrics:
             if n_mis == 0:  # one placeholder column instead of a block of n/a
-                cols.append((f"{metric.short or metric.name}@none",
-                             f"{metric.name.replace('_', ' ')} {metric.arrow} (n=0 misclassified)", None, digits))
-            for col, b in zip(metric.columns, metric.budgets) if n_mis else ():
-                cols.append((col, f"{metric.label}@{b:.0%} {metric.arrow} (n={n_mis})", metric.higher_is_better,
-                             digits))
+                cols.append((f"{lm.short or lm.name}@none",
+                             f"{lm.name.replace('_', ' ')} {lm.arrow} (n=0 misclassified)", None, digits))
+            for col, b in zip(lm.columns, lm.budgets, strict=True) if n_mis else ():
+                cols.append((col, f"{lm.label}@{b:.0%} {lm.arrow} (n={n_mis})", lm.higher_is_better, digits))
         cols.append(("evaluations", "evaluations/example", None, 0))
         cols.append(("seconds", "seconds/example", None, 2))
-        best: Dict[str, float] = {}
+        best: dict[str, float] = {}
         for key, _, hib, _ in cols:
             means = [summary[m][key][0] for m in self.methods if not math.isnan(summary[m][key][0])]
             if hib is not None and means and len(self.methods) > 1:
@@ -187,11 +187,11 @@ class Comparison:
 
     # ------------------------------------------------------------------ files
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The per-example numbers and curves as plain Python (what :meth:`to_json` writes)."""
-        methods: Dict[str, Any] = {}
+        methods: dict[str, Any] = {}
         for name in self.methods:
-            entry: Dict[str, Any] = {k: [float(v) for v in vals] for k, vals in self.values[name].items()}
+            entry: dict[str, Any] = {k: [float(v) for v in vals] for k, vals in self.values[name].items()}
             for metric in self.label_metrics:
                 entry[metric.name] = [[float(v) for v in row] for row in self._label_values(name, metric)]
             entry["curves"] = {
@@ -222,7 +222,7 @@ class Comparison:
             "methods": methods,
         }
 
-    def to_json(self, path: Union[str, os.PathLike]) -> str:
+    def to_json(self, path: str | os.PathLike) -> str:
         """Write :meth:`to_dict` as JSON (floats round-trip exactly); returns the path."""
         path = os.fspath(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -231,7 +231,7 @@ class Comparison:
         return path
 
     @classmethod
-    def from_json(cls, path: Union[str, os.PathLike]) -> "Comparison":
+    def from_json(cls, path: str | os.PathLike) -> Comparison:
         """Rebuild the numbers and curves written by :meth:`to_json` (maps and inputs are not stored)."""
         with open(os.fspath(path), encoding="utf-8") as fh:
             data = json.load(fh)
@@ -267,7 +267,7 @@ class Comparison:
         )  # fmt: skip
 
     @classmethod
-    def concat(cls, parts: Sequence["Comparison"]) -> "Comparison":
+    def concat(cls, parts: Sequence[Comparison]) -> Comparison:
         """One comparison from shards over disjoint examples (e.g. runs in parallel processes).
 
         The parts must have the same methods, metrics, budgets, steps and substrate;
@@ -291,7 +291,7 @@ class Comparison:
                          for k in first.values[name]} for name in first.methods}
         budgeted = {name: {m.name: np.concatenate([p._label_values(name, m) for p in parts])
                            for m in first.label_metrics} for name in first.methods} if first.label_metrics else {}
-        curves: Dict[str, Dict[str, CurveResult]] = {}
+        curves: dict[str, dict[str, CurveResult]] = {}
         for name in first.methods:
             keys = set.intersection(*(set(p.curves.get(name, {})) for p in parts))
             curves[name] = {k: _concat_curves([p.curves[name][k] for p in parts]) for k in sorted(keys)}
@@ -299,25 +299,26 @@ class Comparison:
         for name in first.methods:
             if all(name in p.maps for p in parts):
                 maps[name] = torch.cat([p.maps[name] for p in parts])
-        inputs = torch.cat([p.inputs for p in parts]) if all(p.inputs is not None for p in parts) else None
+        inputs = torch.cat([p.inputs for p in parts if p.inputs is not None]) \
+            if all(p.inputs is not None for p in parts) else None
         return cls(
             methods=list(first.methods), metrics=list(first.metrics), values=values, budgeted=budgeted,
-            hc_examples=[int(i + o) for p, o in zip(parts, offsets) for i in p.hc_examples],
+            hc_examples=[int(i + o) for p, o in zip(parts, offsets, strict=True) for i in p.hc_examples],
             budgets=tuple(first.budgets), curves=curves, maps=maps, inputs=inputs,
             targets=[t for p in parts for t in p.targets],
-            labels=None if first.labels is None else [v for p in parts for v in p.labels],
+            labels=None if first.labels is None else [v for p in parts for v in (p.labels or [])],
             predictions=[v for p in parts for v in p.predictions], names=[v for p in parts for v in p.names],
             target_probabilities=[v for p in parts for v in p.target_probabilities],
             n_steps=first.n_steps, substrate=first.substrate,
         )  # fmt: skip
 
-    def csv_columns(self) -> List[str]:
+    def csv_columns(self) -> list[str]:
         cols = ["method", "example", "name", "target", "label", "prediction"] + list(self.metrics)
         for metric in self.label_metrics:
             cols += list(metric.columns)
         return cols + ["evaluations", "seconds"]
 
-    def to_csv(self, path: Union[str, os.PathLike]) -> str:
+    def to_csv(self, path: str | os.PathLike) -> str:
         """One row per (method, example) with the raw numbers (``hc@…`` empty for correctly
         classified examples); floats written with ``repr`` so they round-trip. Returns the path."""
         path = os.fspath(path)
@@ -328,7 +329,7 @@ class Comparison:
             writer.writerow(cols)
             for name in self.methods:
                 for i in range(self.n_examples):
-                    row: List[Any] = [
+                    row: list[Any] = [
                         name, i, self.names[i] if i < len(self.names) else "", self.targets[i],
                         "" if self.labels is None else self.labels[i], self.predictions[i],
                     ]  # fmt: skip
@@ -346,17 +347,17 @@ class Comparison:
 
     # ------------------------------------------------------------------ figure
 
-    def mean_areas(self, metric: str) -> Dict[str, float]:
+    def mean_areas(self, metric: str) -> dict[str, float]:
         return {m: float(np.mean(self.values[m][metric])) for m in self.methods}
 
     def figure(
         self,
-        path: Optional[Union[str, os.PathLike]] = None,
-        examples: Optional[Sequence[int]] = None,
+        path: str | os.PathLike | None = None,
+        examples: Sequence[int] | None = None,
         *,
-        to_display: Optional[Callable[[Any], Any]] = None,
-        class_names: Optional[Sequence[str]] = None,
-        title: Optional[str] = None,
+        to_display: Callable[[Any], Any] | None = None,
+        class_names: Sequence[str] | None = None,
+        title: str | None = None,
         dpi: int = 110,
     ) -> Any:
         """Maps of a few examples plus the mean curves of every method.
@@ -389,9 +390,9 @@ class Comparison:
         ratios = [1.0] * rows + [0.1] * key_rows + ([1.45] if panels else [])
         gs = fig.add_gridspec(len(ratios), 1, height_ratios=ratios, hspace=0.35,
                               top=1.0 - (0.8 if title else 0.45) / height, bottom=0.05, left=0.05, right=0.98)
-        for r, i in enumerate(examples if show_maps else []):
+        for r, i in enumerate(examples if show_maps and self.inputs is not None else []):
             sub = gs[r, 0].subgridspec(1, 1 + len(self.methods), wspace=0.05)
-            x_i = self.inputs[i]
+            x_i = self.inputs[i]  # type: ignore[index]  # (checked in the loop's condition)
             img = plotting.to_image(x_i, to_display)
             ax = fig.add_subplot(sub[0, 0])
             ax.imshow(img)
