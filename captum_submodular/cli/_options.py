@@ -17,8 +17,9 @@ flag                       meaning (every command that has it)
 =========================  ================================================================
 
 Old spellings (``--batch-size`` for ``--perturbations-per-eval``, ``--metric-steps`` and
-``--steps`` for ``--n-steps``, ``compare --regions N`` for ``--n-regions N``) keep
-working for one release and print a deprecation message.
+``--steps`` for ``--n-steps``, ``compare --regions N`` for ``--n-regions N``,
+``explain-dataset --batch-size`` for ``--images-per-part``) still work in 0.2 and print a
+deprecation message; they are removed in :data:`ALIASES_REMOVED_IN` (0.3.0).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "add_metric_options",
     "add_output_options",
     "deprecated_alias",
+    "ALIASES_REMOVED_IN",
 ]
 
 FACTORY_HELP = (
@@ -89,14 +91,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+#: The release that removes the deprecated flag spellings (named in their warnings and the changelog).
+ALIASES_REMOVED_IN = "0.3.0"
+
+
 def deprecated_alias(new: str, note: str = "same meaning") -> type:
-    """An argparse action for an old flag: stores into the new flag's destination and
-    prints ``warning: OLD is deprecated; use NEW (note)`` once."""
+    """An argparse action for an old flag: stores into the new flag's destination and prints
+    ``warning: OLD is deprecated and will be removed in 0.3.0; use NEW (note)`` once."""
 
     class _Deprecated(argparse.Action):
         def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                      option_string: Optional[str] = None) -> None:
-            print(f"warning: {option_string} is deprecated and will be removed in the next release; "
+            print(f"warning: {option_string} is deprecated and will be removed in {ALIASES_REMOVED_IN}; "
                   f"use {new} ({note})", file=sys.stderr)
             setattr(namespace, self.dest, values)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ._common import log, prepare_out
 from ._options import (
+    ALIASES_REMOVED_IN,
     Formatter,
     add_metric_options,
     add_model_options,
@@ -59,7 +60,7 @@ class _RegionsOrCount(argparse.Action):
         from ..regions import REGION_BUILDERS
 
         if str(values).isdigit():
-            print("warning: 'compare --regions N' is deprecated and will be removed in the next release; use "
+            print(f"warning: 'compare --regions N' is deprecated and will be removed in {ALIASES_REMOVED_IN}; use "
                   "--n-regions N (--regions now names the region kind, as in the other commands)", file=sys.stderr)
             namespace.n_regions = region_count(values)
             return
