@@ -110,6 +110,7 @@ def grid_methods(
     ig_steps: int = 16,
     layer: nn.Module | None = None,
     perturbations_per_eval: int = 16,
+    device: torch.device | str | None = None,
 ) -> list[Method]:
     """The grid line-up on ``model`` (from :func:`grid_model`) for ``C×(n·H)×(n·W)`` mosaics.
 
@@ -133,6 +134,8 @@ def grid_methods(
         last conv layer of ``model``).
     perturbations_per_eval:
         Rows per model call of the perturbation methods.
+    device:
+        Where the shared feature mask lives (the inputs' device; default CPU).
 
     Returns
     -------
@@ -151,7 +154,7 @@ def grid_methods(
     if len(example_shape) != 3:
         raise ValueError(f"example_shape: expected (C, n·H, n·W), got {tuple(example_shape)}")
     c, hh, ww = (int(v) for v in example_shape)
-    mask = cell_tiles_mask(n, hh, ww, tiles_per_cell)
+    mask = cell_tiles_mask(n, hh, ww, tiles_per_cell).to(device or "cpu")
     tile = min(hh // n, ww // n) // tiles_per_cell
     window = occlusion_window or tile
     stride = occlusion_stride or max(1, math.ceil(tile / 2))
@@ -508,7 +511,8 @@ def compare_grids(
         chosen = _check_methods(list(methods(model)))
     else:
         chosen = _check_methods(grid_methods(model, tuple(grids.shape[1:]), n=n, include=methods,
-                                             layer=None if setting == "difull" else layer, **lineup))
+                                             layer=None if setting == "difull" else layer,
+                                             device=lineup.pop("device", grids.device), **lineup))
 
     with model_guard(model, *[m.attribution for m in chosen], caller="compare_grids"):
         with torch.no_grad():
