@@ -444,3 +444,30 @@ def test_difull_on_the_bundled_model_default_map_localises_exactly():
         a = sa.attribute(grid, target=target, feature_mask=mask)
         assert localisation(a, k, 2).item() == 1.0
         assert localisation(a, k, 2, mass="absolute").item() == 1.0
+
+
+def test_occlusion_leaks_only_through_windows_that_straddle_the_cell_border():
+    """Why Occlusion misses 1.0 on DiFull: a window that covers part of cell k spreads the change of
+    cell k's score over all its pixels, the neighbour's included.  Windows aligned with the cells
+    leak nothing."""
+    from captum.attr import Occlusion
+
+    net = tiny_net(seed=6, classes=CLASSES)
+    dm = DisconnectedModel(net, 2)
+    x = make_grids(cells(4, seed=11), 2)
+    k = 3
+    target = difull_target(k, 1, CLASSES)
+    top, bottom, left, right = cell_box(k, 2, 2 * S, 2 * S)
+    straddling = Occlusion(dm).attribute(x, target=target, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2))
+    reach = torch.zeros(2 * S, 2 * S, dtype=torch.bool)  # pixels of windows that overlap cell k
+    for r in range(0, 2 * S - 4 + 1, 2):
+        for c in range(0, 2 * S - 4 + 1, 2):
+            if r < bottom and r + 4 > top and c < right and c + 4 > left:
+                reach[r : r + 4, c : c + 4] = True
+    outside = torch.ones(2 * S, 2 * S, dtype=torch.bool)
+    outside[top:bottom, left:right] = False
+    heat = straddling.sum(dim=(0, 1))
+    assert bool((heat[outside & ~reach] == 0).all()) and bool((heat[outside & reach] != 0).any())
+    aligned = Occlusion(dm).attribute(x, target=target, sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4))
+    assert bool((aligned.sum(dim=(0, 1))[outside] == 0).all())
+    assert localisation(aligned, k, 2, mass="absolute").item() == 1.0
