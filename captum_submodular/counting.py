@@ -60,6 +60,8 @@ class CountingForward:
         A description to show a tqdm bar over the rows on stderr, with ``total`` rows
         expected; ``None`` (default) for no bar.
 
+    Notes
+    -----
     ``__wrapped__`` makes :func:`inspect.signature` (used by Captum) see ``fn``'s
     signature, and other attributes are delegated to ``fn``.
     """

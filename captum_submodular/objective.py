@@ -3,14 +3,14 @@
 For a subset ``S`` of regions, with ``x[S]`` the input keeping only ``S`` and
 ``x[V∖S]`` its complement (everything else set to the baseline):
 
-=================  =================================================  ==============
-term               formula                                            default weight
-=================  =================================================  ==============
-consistency        ``p(x[S])``                                         20
-collaboration      ``1 − p(x[V∖S])``                                   5
-confidence         ``1 − H(softmax(logits(x[S]))) / log C``            0.01
-effectiveness      ``Σ_{i∈S} min_{j∈S, j≠i} arccos(cos(e_i, e_j))/π``  0
-=================  =================================================  ==============
+=================  ====================================================  ==============
+term               formula                                               default weight
+=================  ====================================================  ==============
+consistency        ``p(x[S])``                                           20
+collaboration      ``1 − p(x[V∖S])``                                     5
+confidence         ``1 − H(softmax(logits(x[S]))) / log C``              0.01
+effectiveness      ``Σ_{i∈S} min_{j∈S, j≠i} arccos(cos(e_i, e_j))/π``    0
+=================  ====================================================  ==============
 
 ``p`` is the model's score for the target (see :data:`OUTPUT_TYPES`), ``C`` the
 number of classes and ``e_i`` an embedding of the single-region input ``x[{i}]``.
@@ -191,7 +191,7 @@ def angular_distances(embeddings: Tensor) -> Tensor:
 
 
 def effectiveness(subsets: Tensor, distances: Tensor) -> Tensor:
-    """Diversity term ``Σ_{i∈S} min_{j∈S, j≠i} d_ij`` for each row of ``subsets`` (0 if |S| ≤ 1).
+    """Diversity term ``Σ_{i∈S} min_{j∈S, j≠i} d_ij`` for each row of ``subsets`` (0 if ``|S| ≤ 1``).
 
     ``subsets`` is ``k×m`` bool, ``distances`` is ``m×m``.  Memory ``k·m²``.
     """

@@ -495,6 +495,8 @@ def highest_confidence(
     i.e. the highest probability of the true class reached while revealing at
     most a fraction ``rho`` of the input (``x_0 = 0`` always qualifies).
     Report the mean over examples (:meth:`HighestConfidenceResult.mean`).
+    The parameters not listed below are those of :func:`insertion` (``output`` is fixed to
+    softmax).
     **Higher is better** (``METRICS["highest_confidence"].higher_is_better``).
 
     Cost: that of :func:`insertion`, ``N * (K + 1)`` forward rows
@@ -506,8 +508,6 @@ def highest_confidence(
         The true class(es); required.
     budgets : sequence of float
         Fractions ``rho >= 0`` of the input that may be revealed.
-
-    Other parameters as in :func:`insertion` (``output`` is fixed to softmax).
 
     Returns
     -------
