@@ -31,8 +31,8 @@ import time
 from typing import Dict, List
 
 import torch
-
 from captum.attr import FeatureAblation, KernelShap, Occlusion
+
 from captum_submodular import SubmodularAttribution
 from captum_submodular.data import imagenet_samples
 from captum_submodular.metrics import deletion, insertion

@@ -40,11 +40,12 @@ def main() -> None:
         for (s, budget), rs in groups.items():
             if s != search or len({r["image"] for r in rs}) != len(images):
                 continue
-            pts.append([np.mean([r["evals"] for r in rs])] + [np.mean([r[k] for r in rs]) for k in ("ins", "ins_blur", "dele")]
-                       + [budget])
+            pts.append([np.mean([r["evals"] for r in rs])]
+                       + [np.mean([r[k] for r in rs]) for k in ("ins", "ins_blur", "dele")] + [budget])
         pts.sort(key=lambda p: p[0])
         for p in pts:
-            table.append(f"| {search} | {p[4] if p[4] is not None else 'none'} | {p[0]:.0f} | {p[1]:.3f} | {p[2]:.3f} | {p[3]:.3f} |")
+            cap = p[4] if p[4] is not None else "none"
+            table.append(f"| {search} | {cap} | {p[0]:.0f} | {p[1]:.3f} | {p[2]:.3f} | {p[3]:.3f} |")
         arr = np.array([p[:4] for p in pts], dtype=float)
         for ax, j, label in zip(axes, (1, 2, 3), ("insertion ↑", "blur insertion ↑", "deletion ↓")):
             ax.plot(arr[:, 0], arr[:, j], marker="o", label=search)

@@ -18,8 +18,14 @@ from torch import Tensor, nn
 
 from ._compat import progress
 from ._inputs import NonFiniteOutputError, as_output, check_finite_output, rows_afa
-from .objective import (ObjectiveWeights, angular_distances, effectiveness, objective_values,
-                        resolve_output_targets, target_scores)
+from .objective import (
+    ObjectiveWeights,
+    angular_distances,
+    effectiveness,
+    objective_values,
+    resolve_output_targets,
+    target_scores,
+)
 from .search import SearchContext, start_search
 
 __all__ = ["NonFiniteOutputError", "Example", "Evaluator"]

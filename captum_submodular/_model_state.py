@@ -26,8 +26,8 @@ bound method (``model.forward``); what ``functools.partial``, ``__wrapped__`` (e
 the modules a function or lambda refers to (its closure variables, its default
 arguments and the globals it names); modules a module holds outside its registered
 children (in a plain list, dict or attribute, where ``model.eval()`` does not reach
-them); and modules inside lists, tuples and dicts held by any of those, a few levels deep.  A model hidden deeper (an attribute of an
-arbitrary object) is not seen: put it in eval mode yourself.  Parameters are not copied
+them); and modules inside lists, tuples and dicts held by any of those, a few levels deep.
+A model hidden deeper (an attribute of an arbitrary object) is not seen: put it in eval mode yourself.  Parameters are not copied
 (every evaluation runs without gradients, so nothing updates them).
 """
 
@@ -139,9 +139,9 @@ def mode_dependent(module: nn.Module) -> bool:
     scripted = getattr(module, "original_name", None)  # a TorchScript module: its class name
     if isinstance(scripted, str) and any(k in scripted for k in ("BatchNorm", "Dropout", "InstanceNorm")):
         return True
-    forward = getattr(type(module), "forward", None)
+    forward: Any = getattr(type(module), "forward", None)
     while hasattr(forward, "__wrapped__"):
-        forward = getattr(forward, "__wrapped__")
+        forward = forward.__wrapped__
     code = getattr(forward, "__code__", None)
     return code is not None and "training" in code.co_names
 

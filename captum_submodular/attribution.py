@@ -13,8 +13,19 @@ from torch import Tensor, nn
 
 from ._compat import format_output, log_usage
 from ._evaluator import Evaluator, Example
-from ._inputs import (NonFiniteOutputError, as_tuple, check_baselines, check_feature_mask, check_inputs, check_positive_int,
-                      check_real, check_target, check_windows, format_afa, targets_per_example)
+from ._inputs import (
+    NonFiniteOutputError,
+    as_tuple,
+    check_baselines,
+    check_feature_mask,
+    check_inputs,
+    check_positive_int,
+    check_real,
+    check_target,
+    check_windows,
+    format_afa,
+    targets_per_example,
+)
 from ._model_state import TRAIN_MODES, model_guard
 from .maps import ATTRIBUTION_MAPS, WITHIN_REGION, gain_map, rank_map, refine_within_regions
 from .objective import OUTPUT_TYPES, ObjectiveWeights, effectiveness, objective_values

@@ -542,5 +542,5 @@ def resolve_target(spec: Optional[str], class_names: Sequence[str]) -> Optional[
                          "Use a longer name or the class index")
     close = difflib.get_close_matches(key, lowered, n=5, cutoff=0.6)
     hint = ("; did you mean " + ", ".join(repr(class_names[lowered.index(c)]) for c in close) + "?"
-            if close else "; pass a class index (0..%d) or a class name" % (n - 1))
+            if close else f"; pass a class index (0..{n - 1}) or a class name")
     raise ValueError(f"unknown class name {text!r}{hint}")

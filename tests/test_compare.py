@@ -23,7 +23,6 @@ from captum_submodular.regions import grid_mask
 from conftest import CountingModel as Counting
 from conftest import tiny_net
 
-
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: one thread (conftest)
 
 

@@ -18,8 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from captum_submodular import SubmodularAttribution
-from captum_submodular import metrics
+from captum_submodular import SubmodularAttribution, metrics
 from captum_submodular.data import load_image
 from captum_submodular.models import LoadedModel
 from captum_submodular.regions import grid_mask

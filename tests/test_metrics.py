@@ -18,7 +18,6 @@ from captum_submodular.metrics import (
 )
 from conftest import CountingModel as Counting
 
-
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------

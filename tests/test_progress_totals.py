@@ -21,7 +21,7 @@ from conftest import CountingModel, tiny_cnn
 class RecordingBar:
     """Stands in for Captum's tqdm bar: keeps the total and every update."""
 
-    made: List["RecordingBar"] = []
+    made: List[RecordingBar] = []
 
     def __init__(self, desc: str = "", total: Optional[int] = None, unit: str = "") -> None:
         self.total = total

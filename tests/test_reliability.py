@@ -819,7 +819,7 @@ def test_metrics_correct_result_or_clear_error(drawn):
     saved_args = clone((case.tensors, case.baselines, case.mask, case.target, attributions))
 
     def call(ppe=case.ppe, inputs=case.inputs, attrs=attributions, target=case.target, baselines=case.baselines,
-             mask=case.mask, afa=kwargs.get("additional_forward_args")):
+             mask=case.mask, afa=kwargs.get("additional_forward_args")):  # noqa: B008 - bound once, on purpose
         kw = dict(kwargs, perturbations_per_eval=ppe)
         kw.pop("additional_forward_args", None)
         res = fn(case.model, inputs, attrs, target, baselines, afa, feature_mask=mask, **kw)

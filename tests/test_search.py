@@ -1,6 +1,5 @@
 """Searches on synthetic set functions: no model involved."""
 
-import itertools
 
 import pytest
 import torch

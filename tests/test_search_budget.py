@@ -12,7 +12,6 @@ from captum_submodular import ObjectiveWeights, SubmodularAttribution
 from captum_submodular.regions import grid_mask
 from captum_submodular.search import (
     SEARCHES,
-    PhaseWinSearch,
     SearchOutcome,
     SearchStrategy,
     minimum_evaluations,
@@ -186,7 +185,8 @@ def test_a_custom_search_without_context_cannot_take_a_budget():
         SubmodularAttribution(tiny_cnn(), search=Reverse(), max_evaluations=100)
     with pytest.raises(ValueError, match="max_evaluations"):
         run_search(Reverse(), 4, lambda z: z.double().sum(1), max_evaluations=100)
-    assert run_search(Reverse(), 4, lambda z: z.double() @ torch.tensor([1.0, 3.0, 2.0, 0.0], dtype=torch.float64)).order == [3, 0, 2, 1]
+    weights = torch.tensor([1.0, 3.0, 2.0, 0.0], dtype=torch.float64)
+    assert run_search(Reverse(), 4, lambda z: z.double() @ weights).order == [3, 0, 2, 1]
 
 
 # ----------------------------------------------------------------- ties

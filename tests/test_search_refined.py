@@ -2,13 +2,11 @@
 
 import pytest
 import torch
-from torch import nn
+from test_search_budget import Counting, interacting, tiny_cnn
 
 from captum_submodular import SubmodularAttribution
 from captum_submodular.regions import grid_mask
 from captum_submodular.search import SEARCHES, RefinedSearch, run_search
-
-from test_search_budget import Counting, interacting, tiny_cnn
 
 
 def modular(weights):

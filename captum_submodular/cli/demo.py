@@ -8,10 +8,27 @@ import time
 from collections import Counter
 from typing import Any, Dict, List, Sequence
 
-from ._common import CLIError, arrows, explain_config, fmt, format_table, load, log, prepare_out, summary_line, \
-    write_json
-from ._options import Formatter, add_metric_options, add_model_options, add_output_options, add_region_options, \
-    add_search_options, wrap
+from ._common import (
+    CLIError,
+    arrows,
+    explain_config,
+    fmt,
+    format_table,
+    load,
+    log,
+    prepare_out,
+    summary_line,
+    write_json,
+)
+from ._options import (
+    Formatter,
+    add_metric_options,
+    add_model_options,
+    add_output_options,
+    add_region_options,
+    add_search_options,
+    wrap,
+)
 
 #: Bundled images the demo explains first (labelled ImageNet validation images that the
 #: default model classifies correctly and that show different kinds of objects).

@@ -10,8 +10,15 @@ from collections import Counter
 from typing import Any, Dict, List
 
 from ._common import CLIError, explain_config, load, log, prepare_out, summary_line, unique_stem, write_json
-from ._options import Formatter, add_metric_options, add_model_options, add_output_options, add_region_options, \
-    add_search_options, wrap
+from ._options import (
+    Formatter,
+    add_metric_options,
+    add_model_options,
+    add_output_options,
+    add_region_options,
+    add_search_options,
+    wrap,
+)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

@@ -11,8 +11,17 @@ import importlib.util
 import sys
 from typing import Any
 
-from ._options import Formatter, add_metric_options, add_model_options, add_output_options, add_region_options, \
-    add_search_options, deprecated_alias, positive_float, positive_int
+from ._options import (
+    Formatter,
+    add_metric_options,
+    add_model_options,
+    add_output_options,
+    add_region_options,
+    add_search_options,
+    deprecated_alias,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["add_explain_dataset_parser", "run_explain_dataset"]
 

@@ -73,7 +73,7 @@ class _Grid:
         start = self.margin + dy * self.row + dx
         return buf[start : start + self.n * c * self.plane].view(self.n, c, self.plane)
 
-    def coarse(self) -> "_Grid":
+    def coarse(self) -> _Grid:
         return _Grid(self.n, self.h // 2 + 1, self.w // 2 + 1, self.dtype, self.device)
 
 
@@ -467,7 +467,7 @@ def _solve(
         p.copy_(z)
         rz = _dot(r, z, mg.prod)
         tiny = torch.finfo(x.dtype).tiny
-        for iterations in range(1, max_iter + 1):
+        for iterations in range(1, max_iter + 1):  # noqa: B007 - returned: the count reached
             mg.apply(0, mg.p, q)
             pq = _dot(p, q, mg.prod)
             alpha = torch.where(pq > 0, rz / pq.clamp(min=tiny), 0.0)

@@ -98,6 +98,7 @@ from .curves import (
     output_scores,
     perturbation_curves,
 )
+from .ranking import ORDERS
 from .registry import (
     HC_BUDGETS,
     METRICS,
@@ -108,7 +109,6 @@ from .registry import (
     register_metric,
     resolve_metrics,
 )
-from .ranking import ORDERS
 from .substrates import BLUR_KERNEL_SIZE, BLUR_SIGMA, SUBSTRATE_PRESETS, RoadSubstrate
 
 __all__ = [

@@ -29,8 +29,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._inputs import (as_output, check_baselines, check_class_list, check_finite_output, check_inputs,
-                       check_positive_int, format_afa, resolve_class_list, rows_afa)
+from .._inputs import (
+    as_output,
+    check_baselines,
+    check_class_list,
+    check_finite_output,
+    check_inputs,
+    check_positive_int,
+    format_afa,
+    resolve_class_list,
+    rows_afa,
+)
 from .._model_state import model_guard
 from .curves import CURVE_KINDS, CurveResult, check_output, deletion, highest_confidence, insertion, output_scores
 from .substrates import check_substrate
@@ -52,7 +61,7 @@ class MetricResult:
     derived metric).
     """
 
-    metric: "Metric"
+    metric: Metric
     values: np.ndarray
     examples: List[int]
     curves: Optional[CurveResult]
@@ -136,7 +145,7 @@ class Metric:
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
 
-    def compute(self, bound: "Faithfulness", attributions: Tensor, examples: Sequence[int],
+    def compute(self, bound: Faithfulness, attributions: Tensor, examples: Sequence[int],
                 cache: Optional[Dict[str, MetricResult]] = None) -> MetricResult:
         """Score ``attributions`` (maps of ``examples``, in that order) on the bound batch."""
         if self.kind == "llm":

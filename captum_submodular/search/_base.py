@@ -117,7 +117,7 @@ class SearchContext:
             return int(self._cost(rows))
         return len(set(_row_keys(torch.cat([rows, ~rows]))))
 
-    def limit(self, max_evaluations: int) -> "SearchContext":
+    def limit(self, max_evaluations: int) -> SearchContext:
         """The same context with a budget of at most ``max_evaluations``."""
         out = copy.copy(self)
         if self.max_evaluations is not None:
