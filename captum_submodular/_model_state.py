@@ -27,8 +27,9 @@ the modules a function or lambda refers to (its closure variables, its default
 arguments and the globals it names); modules a module holds outside its registered
 children (in a plain list, dict or attribute, where ``model.eval()`` does not reach
 them); and modules inside lists, tuples and dicts held by any of those, a few levels deep.
-A model hidden deeper (an attribute of an arbitrary object) is not seen: put it in eval mode yourself.  Parameters are not copied
-(every evaluation runs without gradients, so nothing updates them).
+A model hidden deeper (an attribute of an arbitrary object) is not seen: put it in eval mode
+yourself.  Parameters are not copied (every evaluation runs without gradients, so nothing
+updates them).
 """
 
 from __future__ import annotations
