@@ -40,11 +40,18 @@ def minilm_path() -> str:
 def load_minilm(device: str | None = None) -> tuple[Any, nn.Module]:
     """The MiniLM tokenizer and encoder (``transformers.BertModel``), from local files only, in eval mode."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     path = minilm_path()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    encoder = AutoModel.from_pretrained(path, local_files_only=True).eval()
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a local load needs no "Loading weights" bar
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        encoder = AutoModel.from_pretrained(path, local_files_only=True).eval()
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     if device is not None:
         encoder = encoder.to(device)
     return tokenizer, encoder
@@ -87,7 +94,7 @@ class ZeroShotClassifier(nn.Module):
     def embed(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Unit-norm mean-pooled embeddings, ``N×d``."""
         device = next(self.encoder.parameters()).device
-        input_ids = input_ids.to(device)
+        input_ids = input_ids.to(device).long()  # Captum's Lime / KernelShap pass float ids
         if attention_mask is None:
             attention_mask = (input_ids != self.pad_token_id).long()
         attention_mask = attention_mask.to(device)
