@@ -275,7 +275,7 @@ class SubmodularLLMAttribution(LLMAttribution):
 
     # ------------------------------------------------------------------ public API
 
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inp: Any,
         target: str | Tensor | None = None,

@@ -78,6 +78,8 @@ class ZeroShotClassifier(nn.Module):
     Shapes: ``input_ids`` ``N×L`` int64 → logits ``N×C``.
     """
 
+    label_embeddings: Tensor
+
     def __init__(self, encoder: nn.Module, tokenizer: Any, descriptions: Sequence[str],
                  logit_scale: float = 20.0) -> None:
         super().__init__()
@@ -168,6 +170,8 @@ class ContextReaderLM(nn.Module):
     seed:
         Seed of ``W`` (standard normal entries, scaled by ``scale``).
     """
+
+    readable: Tensor
 
     def __init__(self, vocab_size: int, readable: Iterable[int], seed: int = 0, scale: float = 1.0) -> None:
         super().__init__()

@@ -176,7 +176,7 @@ def _with_offsets(tokenizer: Any, text: str, max_length: int | None
     special = [bool(s) for s in enc["special_tokens_mask"]]
     others = {k: list(v) for k, v in enc.items()
               if k not in ("input_ids", "offset_mapping", "special_tokens_mask")}
-    return ids, offsets, special, others  # type: ignore[return-value]
+    return ids, offsets, special, others
 
 
 def _piecewise(tokenizer: Any, text: str, spans: list[tuple[int, int]], max_length: int | None
@@ -306,7 +306,7 @@ def text_regions(
     if feature_mask is not None:
         owner = _check_user_mask(feature_mask, special, tokens)
         region_of = {o: k for k, o in enumerate(sorted({o for o in owner if o >= 0}))}
-        texts = {}
+        texts: dict[int, list[int]] = {}
         for pos, o in enumerate(owner):
             if o >= 0:
                 texts.setdefault(region_of[o], []).append(pos)
