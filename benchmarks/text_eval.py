@@ -22,9 +22,10 @@ FeatureAblation and KernelShap through ``LLMAttribution``; the log-probability d
 top k = 1, 2, 3 passages are removed (one shared scorer), model rows, model calls and
 seconds, on a random small GPT-2 and on the known-answer reader model.
 
-Run (about 20 minutes on 2 busy CPU cores)::
+Run (the two parts separately; together about 40 minutes on 2 CPU cores shared with other jobs)::
 
-    nice -n 10 python benchmarks/text_eval.py --out benchmarks/results/text_eval.json
+    nice -n 10 python benchmarks/text_eval.py --parts llm --out benchmarks/results/text_eval_llm.json
+    nice -n 10 python benchmarks/text_eval.py --parts classifier --out benchmarks/results/text_eval_classifier.json
 """
 
 from __future__ import annotations
@@ -123,9 +124,9 @@ def region_map(values: Tensor, mask: Tensor) -> Tensor:
 
 
 def classifier_texts(n_texts: int, words: int, n_sentence_texts: int) -> dict[str, list[tuple[str, str]]]:
-    """Word level: the first ``words`` words of the first ``n_texts`` texts (at most 24 words, 2+ sentences);
+    """Word level: the first ``words`` words of the first ``n_texts`` texts (at most 30 words, 2+ sentences);
     sentence level: the first ``n_sentence_texts`` texts of at most 60 words with 3+ sentences."""
-    short = [(t, " ".join(x.split()[:words])) for t, x in reference_texts(24)[:n_texts]]
+    short = [(t, " ".join(x.split()[:words])) for t, x in reference_texts(30)[:n_texts]]
     long = [(t, x) for t, x in reference_texts(60) if len(sentence_spans(x)) >= 3][:n_sentence_texts]
     return {"word": short, "sentence": long}
 
