@@ -81,7 +81,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description=wrap("Compare SubmodularAttribution with Captum's methods on the first bundled ImageNet "
                          "samples: every method explains every image, every map is scored with the same "
                          "pixel-grid protocol, and the table (mean ± std over images), results.json, "
-                         "results.csv and figure.png are written to --out."),
+                         "results.csv and figure.png are written to --out. With --setting difull or gridpg, "
+                         "the methods explain cells of 2×2 mosaics of bundled images instead, every map is "
+                         "scored by its localisation in the target's cell, and table.md, results.json and "
+                         "aggatt.png are written."),
         epilog=_EPILOG)
     p.add_argument("--images", type=positive_int, default=4, metavar="N",
                    help="number of bundled ImageNet samples, the first ones (default: %(default)s)")
@@ -91,9 +94,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "mosaics with localisation and AggAtt (default: %(default)s)")
     g = p.add_argument_group("methods")
     g.add_argument("--methods", default=None, metavar="LIST",
-                   help=f"comma-separated subset of {','.join(STANDARD_METHODS)} (default: "
-                        f"{','.join(DEFAULT_LINEUP)}); with --setting difull/gridpg, of "
-                        f"{','.join(grid_lineup())} (default: all)")
+                   help=f"comma-separated subset of {', '.join(STANDARD_METHODS)} (default: "
+                        f"{', '.join(DEFAULT_LINEUP)}); with --setting difull or gridpg, of "
+                        f"{', '.join(grid_lineup())} (default: all)")
     g.add_argument("--regions", action=_RegionsOrCount, default="slic", metavar="KIND",
                    help="regions of the shared mask of ours, FeatureAblation, KernelShap and Lime: slic or grid "
                         "(default: %(default)s)")
