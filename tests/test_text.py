@@ -345,3 +345,16 @@ def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ImportError, match=r"pip install captum_submodular\[text\]"):
         importlib.import_module("captum_submodular.text")
+
+
+def test_prob_target_is_exp_of_log_prob(tok: Any) -> None:
+    model = reader(tok)
+    inp = TextTemplateInput(TEMPLATE, values=VALUES)
+    log_scorer = LLMScorer(SubmodularLLMAttribution(SubmodularAttribution(model), tok), inp, "answer")
+    prob_scorer = LLMScorer(SubmodularLLMAttribution(SubmodularAttribution(model), tok, attr_target="prob"),
+                            inp, "answer")
+    rows = torch.tensor([[True, False, True], [False, False, False]])
+    assert torch.equal(prob_scorer(rows), torch.exp(log_scorer(rows).float()).double())
+    res = SubmodularLLMAttribution(SubmodularAttribution(model), tok, attr_target="prob").attribute(
+        inp, target="answer")
+    assert res.seq_attr[1] == 0.0 and res.submodular.insertion_curve[-1] == prob_scorer.full_score
