@@ -511,9 +511,11 @@ def select_grid_images(predictions: Sequence[int], confidences: Sequence[float],
     ``n²`` different predicted classes per mosaic.
 
     The pool is the images whose confidence is at least ``min_confidence``, in their given
-    order.  Mosaic ``g`` walks the pool cyclically from position ``g·n²`` and takes every
-    image whose predicted class is not yet in the mosaic, until it has ``n²``.  So images
-    are reused across mosaics (at other positions) when the pool is small.
+    order (``P`` of them).  Mosaic ``g`` walks the pool cyclically from position
+    ``s = g·n² + ⌊g·n² / P⌋`` (mod ``P``) and takes every image whose predicted class is not
+    yet in the mosaic, until it has ``n²``.  So when the pool is small images are reused, and
+    each further pass over the pool starts one image later, so that it does not repeat the
+    mosaics of the pass before.
 
     Returns
     -------
@@ -540,7 +542,7 @@ def select_grid_images(predictions: Sequence[int], confidences: Sequence[float],
     for g in range(n_grids):
         chosen: list[int] = []
         seen: set = set()
-        for j in _cycle(len(pool), g * n * n):
+        for j in _cycle(len(pool), g * n * n + (g * n * n) // len(pool)):
             i = pool[j]
             if int(predictions[i]) not in seen:
                 chosen.append(i)

@@ -225,6 +225,7 @@ def test_select_grid_images_takes_confident_images_of_different_classes():
     pool = [0, 1, 2, 4, 5, 6, 7]
     assert grids[0] == [0, 2, 4, 6]  # walk from pool position 0, skipping image 1 (class 0 again)
     assert grids[1] == [5, 6, 7, 0]  # from pool position 4
+    assert grids[2] == [2, 4, 6, 7]  # second pass over the pool: from position 8 + 1 = 9 ≡ 2, skipping image 5
     for g in grids:
         assert len({preds[i] for i in g}) == 4 and all(i in pool for i in g)
     with pytest.raises(ValueError, match="min_confidence"):
