@@ -232,7 +232,6 @@ def test_map_order_equals_returned_order():
     mask = grid_mask(12, 12, grid=4)
     for r in SubmodularAttribution(model).explain(x, target=1, feature_mask=mask):
         vals = r.region_values[torch.searchsorted(r.region_ids, r.order)]
-        assert (vals[:-1] >= vals[1:]).all()
         nonzero = vals != 0
         # strictly decreasing among non-zero values
         nz = vals[nonzero]

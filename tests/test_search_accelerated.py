@@ -110,9 +110,11 @@ def test_valid_permutation_and_exact_curves():
             p_del = torch.softmax(model(x[i : i + 1] * (1 - keep_img)), -1)[:, i]
         torch.testing.assert_close(res.insertion_curve, p_ins.double(), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(res.deletion_curve, p_del.double(), rtol=1e-5, atol=1e-6)
-        # sorting regions by attribution reproduces the order (strict where values differ)
+        # sorting the non-zero values reproduces the order of those regions (the zeros are the
+        # regions that changed neither curve at their place)
         vals = res.region_values[res.order]
-        assert torch.all(vals[:-1] >= vals[1:])
+        nz = vals[vals != 0]
+        assert torch.all(nz[:-1] > nz[1:])
         # fewer model evaluations than plain greedy (m(m+1) + 2)
         assert res.n_evaluations < 16 * 17
 
