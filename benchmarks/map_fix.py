@@ -147,7 +147,8 @@ def merge(path: str) -> None:
             d = new - old
             better, worse = int((d * sign > 0).sum()), int((d * sign < 0).sum())
             halves = f"{d[:half].mean():+.4f} / {d[half:].mean():+.4f}"
-            print(f"| {label} | {old.mean():.4f} | {new.mean():.4f} | {d.mean():+.4f} | {better} / {worse} | {halves} |")
+            means = f"{old.mean():.4f} | {new.mean():.4f} | {d.mean():+.4f}"
+            print(f"| {label} | {means} | {better} / {worse} | {halves} |")
 
 
 if __name__ == "__main__":
