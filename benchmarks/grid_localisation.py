@@ -66,8 +66,9 @@ def cells_and_names(args: argparse.Namespace, lm: object) -> tuple[torch.Tensor,
     samples = imagenet_samples() + skimage_samples()
     x = torch.stack([lm.preprocess(s.image) for s in samples])  # type: ignore[attr-defined]
     if x.shape[-1] != args.cell_size:
-        x = F.interpolate(x, size=(args.cell_size, args.cell_size), mode="bilinear", antialias=True,
-                          align_corners=False)
+        x = F.interpolate(
+            x, size=(args.cell_size, args.cell_size), mode="bilinear", antialias=True, align_corners=False
+        )
     chosen = pick_grid_cells(lm.model, x, args.grids, 2, args.min_confidence)  # type: ignore[attr-defined]
     flat = [i for grid in chosen for i in grid]
     return x[flat], [samples[i].name for i in flat]
@@ -84,14 +85,27 @@ def run_parts(args: argparse.Namespace) -> None:
             if os.path.exists(path):
                 continue
             start = time.perf_counter()
-            res = compare_grids(lm.model, cells, setting=setting, methods=[method], explain=args.explain,
-                                names=names, keep_inputs=False, show_progress=False,
-                                tiles_per_cell=args.tiles_per_cell, shap_samples=args.samples,
-                                lime_samples=args.samples, ig_steps=args.ig_steps)
+            res = compare_grids(
+                lm.model,
+                cells,
+                setting=setting,
+                methods=[method],
+                explain=args.explain,
+                names=names,
+                keep_inputs=False,
+                show_progress=False,
+                tiles_per_cell=args.tiles_per_cell,
+                shap_samples=args.samples,
+                lime_samples=args.samples,
+                ig_steps=args.ig_steps,
+            )
             res.save(path)
             loc = res.localisation[method]
-            print(f"{setting:7s} {method:20s} localisation {np.nanmean(loc):.3f} (min {np.nanmin(loc):.3f}) "
-                  f"{time.perf_counter() - start:7.1f} s", flush=True)
+            print(
+                f"{setting:7s} {method:20s} localisation {np.nanmean(loc):.3f} (min {np.nanmin(loc):.3f}) "
+                f"{time.perf_counter() - start:7.1f} s",
+                flush=True,
+            )
 
 
 def merge(args: argparse.Namespace) -> None:
@@ -112,8 +126,7 @@ def merge(args: argparse.Namespace) -> None:
     with open(f"{args.out}.md", "w", encoding="utf-8") as fh:
         fh.write(f"<!-- {command.strip()} -->\n\n" + "\n".join(sections))
     with open(f"{args.out}.json", "w", encoding="utf-8") as fh:
-        json.dump({"args": {k: v for k, v in vars(args).items() if k != "merge_only"}, "results": dump}, fh,
-                  indent=1)
+        json.dump({"args": {k: v for k, v in vars(args).items() if k != "merge_only"}, "results": dump}, fh, indent=1)
     print("\n".join(sections))
 
 
@@ -125,8 +138,15 @@ def sample_sweep() -> None:
 
     torch.set_num_threads(1)
     torch.manual_seed(3)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 5)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+    ).eval()
     dm = DisconnectedModel(net, 2)
     x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(9))
     grids, mask = make_grids(x, 2), cell_tiles_mask(2, 16, 16, 2)
@@ -138,8 +158,13 @@ def sample_sweep() -> None:
         for g in range(2):
             for k in range(4):
                 torch.manual_seed(0)
-                a = KernelShap(dm).attribute(grids[g : g + 1], target=difull_target(k, classes[4 * g + k], 5),
-                                             feature_mask=mask, n_samples=n_samples, perturbations_per_eval=64)
+                a = KernelShap(dm).attribute(
+                    grids[g : g + 1],
+                    target=difull_target(k, classes[4 * g + k], 5),
+                    feature_mask=mask,
+                    n_samples=n_samples,
+                    perturbations_per_eval=64,
+                )
                 shares.append(localisation(a, k, 2, mass="absolute").item())
         print(f"| {n_samples} | {np.mean(shares):.3f} | {np.min(shares):.3f} |")
 

@@ -113,11 +113,14 @@ def make_grids(images: Tensor, n: int = 2) -> Tensor:
     """
     n = _check_n(n)
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
-        raise ValueError(f"images: expected a non-empty (G·n²)×C×H×W tensor, got "
-                         f"{tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__}")
+        raise ValueError(
+            f"images: expected a non-empty (G·n²)×C×H×W tensor, got "
+            f"{tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__}"
+        )
     if images.shape[0] % (n * n):
-        raise ValueError(f"images: {images.shape[0]} images do not fill whole {n}×{n} grids "
-                         f"(a multiple of {n * n} is needed)")
+        raise ValueError(
+            f"images: {images.shape[0]} images do not fill whole {n}×{n} grids (a multiple of {n * n} is needed)"
+        )
     g = images.shape[0] // (n * n)
     c, h, w = images.shape[1:]
     return images.reshape(g, n, n, c, h, w).permute(0, 3, 1, 4, 2, 5).reshape(g, c, n * h, n * w)
@@ -127,8 +130,10 @@ def split_cells(grids: Tensor, n: int = 2) -> Tensor:
     """The inverse of :func:`make_grids`: ``G×C×(n·H)×(n·W)`` mosaics to ``(G·n²)×C×H×W`` cells."""
     n = _check_n(n)
     if not isinstance(grids, Tensor) or grids.dim() != 4:
-        raise ValueError(f"grids: expected a G×C×(n·H)×(n·W) tensor, got "
-                         f"{tuple(grids.shape) if isinstance(grids, Tensor) else type(grids).__name__}")
+        raise ValueError(
+            f"grids: expected a G×C×(n·H)×(n·W) tensor, got "
+            f"{tuple(grids.shape) if isinstance(grids, Tensor) else type(grids).__name__}"
+        )
     g, c, hh, ww = grids.shape
     if hh % n or ww % n:
         raise ValueError(f"grids: a {hh}×{ww} mosaic does not split into {n}×{n} equal cells")
@@ -176,8 +181,9 @@ def cell_tiles_mask(n: int, height: int, width: int, tiles_per_cell: int = 2) ->
         raise ValueError(f"height, width: a {height}×{width} mosaic does not split into {n}×{n} equal cells")
     h, w = height // n, width // n
     if isinstance(tiles_per_cell, bool) or not isinstance(tiles_per_cell, int) or not 1 <= tiles_per_cell <= min(h, w):
-        raise ValueError(f"tiles_per_cell: expected an integer between 1 and the cell side {min(h, w)}, "
-                         f"got {tiles_per_cell!r}")
+        raise ValueError(
+            f"tiles_per_cell: expected an integer between 1 and the cell side {min(h, w)}, got {tiles_per_cell!r}"
+        )
     tiles = grid_mask(h, w, grid=tiles_per_cell)[0, 0]
     t2 = tiles_per_cell * tiles_per_cell
     cells = torch.stack([tiles + k * t2 for k in range(n * n)])  # n²×h×w
@@ -222,16 +228,20 @@ class DisconnectedModel(nn.Module):
         seed paper.  The hook exists only while the forward runs.
     """
 
-    def __init__(self, classifier: nn.Module | Callable[[Tensor], Tensor], n: int = 2,
-                 layer: nn.Module | None = None) -> None:
+    def __init__(
+        self, classifier: nn.Module | Callable[[Tensor], Tensor], n: int = 2, layer: nn.Module | None = None
+    ) -> None:
         super().__init__()
         if not callable(classifier):
             raise ValueError(f"classifier: expected an nn.Module or a callable, got {type(classifier).__name__}")
         self.n = _check_n(n)
         self.classifier = classifier
         if layer is not None:
-            if not isinstance(layer, nn.Module) or not isinstance(classifier, nn.Module) or \
-                    not any(m is layer for m in classifier.modules()):
+            if (
+                not isinstance(layer, nn.Module)
+                or not isinstance(classifier, nn.Module)
+                or not any(m is layer for m in classifier.modules())
+            ):
                 raise ValueError("layer: expected a module inside `classifier` (e.g. its last conv layer)")
         self.layer = layer
         #: The identity module the mosaic-shaped layer output passes through (when ``layer`` is given).
@@ -239,8 +249,10 @@ class DisconnectedModel(nn.Module):
 
     def _retile(self, module: nn.Module, inputs: Any, output: Any) -> Tensor:
         if not isinstance(output, Tensor) or output.dim() != 4 or output.shape[0] % (self.n * self.n):
-            raise ValueError(f"layer: expected a 4-D tensor output with one row per cell, got "
-                             f"{tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__}")
+            raise ValueError(
+                f"layer: expected a 4-D tensor output with one row per cell, got "
+                f"{tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__}"
+            )
         return split_cells(self.mosaic_layer(make_grids(output, self.n)), self.n)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -252,8 +264,10 @@ class DisconnectedModel(nn.Module):
             if handle is not None:
                 handle.remove()
         if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != cells.shape[0]:
-            raise ValueError(f"classifier: expected M×K logits for M cells, got "
-                             f"{tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__}")
+            raise ValueError(
+                f"classifier: expected M×K logits for M cells, got "
+                f"{tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__}"
+            )
         return torch.log_softmax(logits, dim=1).reshape(x.shape[0], -1)
 
 
@@ -292,8 +306,9 @@ def _as_cells(cells: Any, count: int, n: int) -> list[int]:
 MASSES = ("positive", "absolute")
 
 
-def localisation(attributions: Tensor, cells: int | Sequence[int] | Tensor, n: int = 2,
-                 mass: str = "positive") -> Tensor:
+def localisation(
+    attributions: Tensor, cells: int | Sequence[int] | Tensor, n: int = 2, mass: str = "positive"
+) -> Tensor:
     """Share of the attribution mass that lies inside the target's cell.
 
     Parameters
@@ -327,15 +342,17 @@ def localisation(attributions: Tensor, cells: int | Sequence[int] | Tensor, n: i
     weight = a.clamp_min(0.0) if mass == "positive" else a.abs()
     total = weight.sum(dim=(1, 2))
     inside = torch.stack([weight[i][cell_mask(k, n, h, w)].sum() for i, k in enumerate(idx)])
-    return torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)),
-                       torch.full_like(total, float("nan")))
+    return torch.where(
+        total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)), torch.full_like(total, float("nan"))
+    )
 
 
 # --------------------------------------------------------------------------- AggAtt
 
 
-def aggatt_bins(scores: Sequence[float] | Tensor | np.ndarray,
-                bins: Sequence[tuple[float, float]] = AGGATT_BINS) -> list[np.ndarray]:
+def aggatt_bins(
+    scores: Sequence[float] | Tensor | np.ndarray, bins: Sequence[tuple[float, float]] = AGGATT_BINS
+) -> list[np.ndarray]:
     """Which maps fall in which percentile bin.
 
     The maps are sorted by ``scores``, highest first (ties keep their index order, NaN
@@ -409,9 +426,13 @@ class AggAtt:
     n: int
 
 
-def aggatt(maps: Tensor, scores: Sequence[float] | Tensor | np.ndarray,
-           cells: int | Sequence[int] | Tensor, n: int = 2,
-           bins: Sequence[tuple[float, float]] = AGGATT_BINS) -> AggAtt:
+def aggatt(
+    maps: Tensor,
+    scores: Sequence[float] | Tensor | np.ndarray,
+    cells: int | Sequence[int] | Tensor,
+    n: int = 2,
+    bins: Sequence[tuple[float, float]] = AGGATT_BINS,
+) -> AggAtt:
     """AggAtt: average a set's maps by localisation percentile bin.
 
     Parameters
@@ -436,16 +457,27 @@ def aggatt(maps: Tensor, scores: Sequence[float] | Tensor | np.ndarray,
         raise ValueError(f"scores: expected one score per map ({aligned.shape[0]}), got shape {s.shape}")
     members = aggatt_bins(s, bins)
     peak = aligned.abs().amax(dim=(1, 2), keepdim=True)
-    scaled = torch.where(peak > 0, aligned / torch.where(peak > 0, peak, torch.ones_like(peak)),
-                         torch.zeros_like(aligned))
+    scaled = torch.where(
+        peak > 0, aligned / torch.where(peak > 0, peak, torch.ones_like(peak)), torch.zeros_like(aligned)
+    )
     means = np.stack([scaled[torch.as_tensor(m)].mean(dim=0).numpy() for m in members])
-    return AggAtt(bins=[(float(a), float(b)) for a, b in bins], means=means, members=members,
-                  scores=[float(np.nanmean(s[m])) if np.isfinite(s[m]).any() else float("nan") for m in members],
-                  n=n)
+    return AggAtt(
+        bins=[(float(a), float(b)) for a, b in bins],
+        means=means,
+        members=members,
+        scores=[float(np.nanmean(s[m])) if np.isfinite(s[m]).any() else float("nan") for m in members],
+        n=n,
+    )
 
 
-def plot_aggatt(results: Mapping[str, AggAtt], path: str | os.PathLike[str] | None = None, *,
-                title: str | None = None, panel: float = 1.35, dpi: int = 130) -> Any:
+def plot_aggatt(
+    results: Mapping[str, AggAtt],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    title: str | None = None,
+    panel: float = 1.35,
+    dpi: int = 130,
+) -> Any:
     """Draw AggAtt: one row per method, one column per percentile bin.
 
     Each panel is the bin's mean map (red positive, blue negative; every map scaled by its
@@ -469,9 +501,17 @@ def plot_aggatt(results: Mapping[str, AggAtt], path: str | os.PathLike[str] | No
     label_w = 1.3
     fig = plotting.new_figure((label_w + panel * cols, 0.9 + (panel + 0.35) * rows + 0.6))
     width, height = fig.get_size_inches()
-    gs = fig.add_gridspec(rows + 1, cols, height_ratios=[1.0] * rows + [0.12], hspace=0.45, wspace=0.08,
-                          left=label_w / width, right=0.98, top=1.0 - (0.75 if title else 0.4) / height,
-                          bottom=0.3 / height)
+    gs = fig.add_gridspec(
+        rows + 1,
+        cols,
+        height_ratios=[1.0] * rows + [0.12],
+        hspace=0.45,
+        wspace=0.08,
+        left=label_w / width,
+        right=0.98,
+        top=1.0 - (0.75 if title else 0.4) / height,
+        bottom=0.3 / height,
+    )
     for r, (name, res) in enumerate(results.items()):
         panels = zip(res.bins, res.means, res.members, res.scores, strict=True)
         for c, ((a, b), mean, members, score) in enumerate(panels):
@@ -491,8 +531,13 @@ def plot_aggatt(results: Mapping[str, AggAtt], path: str | os.PathLike[str] | No
             if c == 0:
                 ax.set_ylabel(name, fontsize=8.5, rotation=0, ha="right", va="center", labelpad=6)
     key = fig.add_subplot(gs[rows, :].subgridspec(1, 3, width_ratios=[1, 2, 1])[0, 1])
-    plotting.colour_key(key, 1.0, orientation="horizontal", fontsize=7,
-                        label="mean of maps scaled by their max |value|; target cell outlined (top-left)")
+    plotting.colour_key(
+        key,
+        1.0,
+        orientation="horizontal",
+        fontsize=7,
+        label="mean of maps scaled by their max |value|; target cell outlined (top-left)",
+    )
     if title:
         fig.suptitle(title, fontsize=9.5, y=1.0 - 0.12 / height)
     if path is not None:
@@ -505,8 +550,9 @@ def plot_aggatt(results: Mapping[str, AggAtt], path: str | os.PathLike[str] | No
 # --------------------------------------------------------------------------- choosing images
 
 
-def select_grid_images(predictions: Sequence[int], confidences: Sequence[float], n_grids: int, n: int = 2,
-                       min_confidence: float = 0.5) -> list[list[int]]:
+def select_grid_images(
+    predictions: Sequence[int], confidences: Sequence[float], n_grids: int, n: int = 2, min_confidence: float = 0.5
+) -> list[list[int]]:
     """Pick the images of ``n_grids`` mosaics: ``n²`` confidently classified images of
     ``n²`` different predicted classes per mosaic.
 
@@ -536,8 +582,10 @@ def select_grid_images(predictions: Sequence[int], confidences: Sequence[float],
     pool = [i for i, p in enumerate(confidences) if float(p) >= min_confidence]
     classes = {int(predictions[i]) for i in pool}
     if len(classes) < n * n:
-        raise ValueError(f"min_confidence: only {len(classes)} distinct classes are predicted with confidence "
-                         f"≥ {min_confidence}; a {n}×{n} grid needs {n * n}")
+        raise ValueError(
+            f"min_confidence: only {len(classes)} distinct classes are predicted with confidence "
+            f"≥ {min_confidence}; a {n}×{n} grid needs {n * n}"
+        )
     grids = []
     for g in range(n_grids):
         chosen: list[int] = []

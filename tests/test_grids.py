@@ -172,8 +172,14 @@ def test_localisation_of_hand_made_maps():
 def test_aggatt_bins_are_the_papers_percentiles_on_100_maps():
     scores = np.arange(100)[::-1] / 100.0  # map i has the (i+1)-th best score
     bins = aggatt_bins(scores)
-    assert [b.tolist() for b in bins] == [[0, 1], [2, 3, 4], list(range(5, 50)), list(range(50, 95)),
-                                          [95, 96, 97], [98, 99]]
+    assert [b.tolist() for b in bins] == [
+        [0, 1],
+        [2, 3, 4],
+        list(range(5, 50)),
+        list(range(50, 95)),
+        [95, 96, 97],
+        [98, 99],
+    ]
 
 
 def test_aggatt_bins_on_a_small_set_share_the_edge_maps_and_are_never_empty():
@@ -280,8 +286,7 @@ def test_bad_input_names_the_argument():
 def difull_run():
     net = tiny_net(seed=3, classes=CLASSES)
     x = cells(8, seed=9)
-    methods = ["FeatureAblation", "IntegratedGradients", "Occlusion", "LayerGradCam"] + \
-        [f"ours:{s}" for s in SEARCHES]
+    methods = ["FeatureAblation", "IntegratedGradients", "Occlusion", "LayerGradCam"] + [f"ours:{s}" for s in SEARCHES]
     res = compare_grids(net, x, setting="difull", methods=methods, show_progress=False, tiles_per_cell=2)
     return net, x, res
 
@@ -310,14 +315,17 @@ def test_harness_maps_are_the_direct_calls_and_targets_are_difull_indices(difull
     mask = cell_tiles_mask(2, 2 * S, 2 * S, 2)
     for i, (g, k) in enumerate(zip(res.grid_index, res.cells, strict=True)):
         assert res.classes[i] == int(classes[g * 4 + k]) and res.targets[i] == k * CLASSES + res.classes[i]
-        fa = FeatureAblation(dm).attribute(grids[g : g + 1], target=res.targets[i], feature_mask=mask,
-                                           perturbations_per_eval=16)
+        fa = FeatureAblation(dm).attribute(
+            grids[g : g + 1], target=res.targets[i], feature_mask=mask, perturbations_per_eval=16
+        )
         torch.testing.assert_close(res.maps["FeatureAblation"][i : i + 1], fa.sum(1, keepdim=True))
         ours = SubmodularAttribution(dm, search="bidirectional").attribute(
-            grids[g : g + 1], target=res.targets[i], feature_mask=mask, perturbations_per_eval=16)
+            grids[g : g + 1], target=res.targets[i], feature_mask=mask, perturbations_per_eval=16
+        )
         torch.testing.assert_close(res.maps["ours:bidirectional"][i : i + 1], ours.sum(1, keepdim=True))
-        assert res.localisation["FeatureAblation"][i] == localisation(fa, k, 2)[0].item() or \
-            math.isnan(res.localisation["FeatureAblation"][i])
+        assert res.localisation["FeatureAblation"][i] == localisation(fa, k, 2)[0].item() or math.isnan(
+            res.localisation["FeatureAblation"][i]
+        )
     ig = IntegratedGradients(dm).attribute(grids[0:1], target=res.targets[0], n_steps=16, internal_batch_size=16)
     torch.testing.assert_close(res.maps["IntegratedGradients"][0:1], ig.sum(1, keepdim=True))
     summary = res.summary()
@@ -328,8 +336,15 @@ def test_harness_maps_are_the_direct_calls_and_targets_are_difull_indices(difull
 def test_gridpg_targets_are_the_cells_classes_and_results_round_trip(tmp_path):
     net = tiny_net(seed=4, classes=CLASSES)
     x = cells(8, seed=10)
-    res = compare_grids(net, x, setting="gridpg", methods=["FeatureAblation", "LayerGradCam"], explain="rotate",
-                        names=[f"im{i}" for i in range(8)], show_progress=False)
+    res = compare_grids(
+        net,
+        x,
+        setting="gridpg",
+        methods=["FeatureAblation", "LayerGradCam"],
+        explain="rotate",
+        names=[f"im{i}" for i in range(8)],
+        show_progress=False,
+    )
     with torch.no_grad():
         classes = net(x).argmax(1)
     assert res.cells == [0, 1] and res.targets == [int(classes[0]), int(classes[5])]
@@ -343,10 +358,12 @@ def test_gridpg_targets_are_the_cells_classes_and_results_round_trip(tmp_path):
     for m in res.methods:
         assert np.array_equal(back.localisation[m], res.localisation[m], equal_nan=True)
         assert torch.equal(back.maps[m], res.maps[m])
-    a = GridComparison.merge([
-        compare_grids(net, x, setting="gridpg", methods=["FeatureAblation"], explain="rotate", show_progress=False),
-        compare_grids(net, x, setting="gridpg", methods=["LayerGradCam"], explain="rotate", show_progress=False),
-    ])
+    a = GridComparison.merge(
+        [
+            compare_grids(net, x, setting="gridpg", methods=["FeatureAblation"], explain="rotate", show_progress=False),
+            compare_grids(net, x, setting="gridpg", methods=["LayerGradCam"], explain="rotate", show_progress=False),
+        ]
+    )
     assert a.methods == res.methods
     for m in res.methods:
         assert np.array_equal(a.localisation[m], res.localisation[m], equal_nan=True)
@@ -376,13 +393,19 @@ def colour_model(device: str = "cpu") -> SimpleNamespace:
     """``--model-factory`` of the CLI test: a tiny CNN whose large head weights make it
     predict five classes confidently on the bundled photos."""
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                          nn.Linear(16, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)
+    )
     with torch.no_grad():
         model[4].weight.mul_(60.0)
-    return SimpleNamespace(model=model.eval().to(device), preprocess=_Preprocess(),
-                           class_names=[f"class {i}" for i in range(10)], name="colour", mean=(0.5,) * 3,
-                           std=(0.5,) * 3)
+    return SimpleNamespace(
+        model=model.eval().to(device),
+        preprocess=_Preprocess(),
+        class_names=[f"class {i}" for i in range(10)],
+        name="colour",
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
 
 
 FACTORY = f"{os.path.abspath(__file__)}:colour_model"
@@ -392,26 +415,69 @@ FACTORY = f"{os.path.abspath(__file__)}:colour_model"
 def test_cli_compare_grid_settings(setting, tmp_path, capsys):
     pytest.importorskip("skimage")
     out = tmp_path / "o"
-    rc = main(["compare", "--setting", setting, "--model-factory", FACTORY, "--grids", "2", "--min-confidence", "0.3",
-               "--methods", "FeatureAblation,ours:refined", "--no-progress", "--out", str(out)])
+    rc = main(
+        [
+            "compare",
+            "--setting",
+            setting,
+            "--model-factory",
+            FACTORY,
+            "--grids",
+            "2",
+            "--min-confidence",
+            "0.3",
+            "--methods",
+            "FeatureAblation,ours:refined",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert f"{setting} localisation" in captured.out and "| ours:refined |" in captured.out
     assert {"table.md", "results.json", "aggatt.png"} <= set(os.listdir(out))
     data = json.loads((out / "results.json").read_text())
-    assert data["setting"] == setting and len(data["cells"]) == 2 and set(data["methods"]) == {"FeatureAblation",
-                                                                                                 "ours:refined"}
+    assert (
+        data["setting"] == setting
+        and len(data["cells"]) == 2
+        and set(data["methods"]) == {"FeatureAblation", "ours:refined"}
+    )
     if setting == "difull":
         assert all(v == 1.0 for v in data["methods"]["ours:refined"]["absolute"] if v is not None)
 
 
 def test_cli_grid_settings_bad_input(tmp_path, capsys):
-    rc = main(["compare", "--setting", "difull", "--model-factory", FACTORY, "--methods", "Saliency",
-               "--no-progress", "--out", str(tmp_path / "o")])
+    rc = main(
+        [
+            "compare",
+            "--setting",
+            "difull",
+            "--model-factory",
+            FACTORY,
+            "--methods",
+            "Saliency",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and "--methods" in err
-    rc = main(["compare", "--setting", "gridpg", "--model-factory", FACTORY, "--min-confidence", "1.5",
-               "--no-progress", "--out", str(tmp_path / "o")])
+    rc = main(
+        [
+            "compare",
+            "--setting",
+            "gridpg",
+            "--model-factory",
+            FACTORY,
+            "--min-confidence",
+            "1.5",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "--min-confidence" in err
 

@@ -58,8 +58,16 @@ from ..grids import (
 )
 from .harness import Method, _check_methods, explain_one
 
-__all__ = ["GRID_SETTINGS", "GRID_CAPTUM_METHODS", "GridComparison", "compare_grids", "grid_lineup", "grid_methods",
-           "grid_model", "pick_grid_cells"]
+__all__ = [
+    "GRID_SETTINGS",
+    "GRID_CAPTUM_METHODS",
+    "GridComparison",
+    "compare_grids",
+    "grid_lineup",
+    "grid_methods",
+    "grid_model",
+    "pick_grid_cells",
+]
 
 #: The evaluation settings of :func:`compare_grids`.
 GRID_SETTINGS = ("difull", "gridpg")
@@ -171,20 +179,32 @@ def grid_methods(
 
     def build(name: str) -> Method:
         if name.startswith(_OURS):
-            search = name[len(_OURS):]
-            return Method(name, SubmodularAttribution(model, search=search),
-                          {"feature_mask": mask, "perturbations_per_eval": ppe})
+            search = name[len(_OURS) :]
+            return Method(
+                name, SubmodularAttribution(model, search=search), {"feature_mask": mask, "perturbations_per_eval": ppe}
+            )
         if name == "Occlusion":
-            return Method(name, Occlusion(model), {"sliding_window_shapes": (c, window, window),
-                                                   "strides": (c, stride, stride), "perturbations_per_eval": ppe})
+            return Method(
+                name,
+                Occlusion(model),
+                {
+                    "sliding_window_shapes": (c, window, window),
+                    "strides": (c, stride, stride),
+                    "perturbations_per_eval": ppe,
+                },
+            )
         if name == "FeatureAblation":
             return Method(name, FeatureAblation(model), {"feature_mask": mask, "perturbations_per_eval": ppe})
         if name == "KernelShap":
-            return Method(name, KernelShap(model), {"feature_mask": mask, "n_samples": shap_samples,
-                                                    "perturbations_per_eval": ppe})
+            return Method(
+                name,
+                KernelShap(model),
+                {"feature_mask": mask, "n_samples": shap_samples, "perturbations_per_eval": ppe},
+            )
         if name == "Lime":
-            return Method(name, Lime(model), {"feature_mask": mask, "n_samples": lime_samples,
-                                              "perturbations_per_eval": ppe})
+            return Method(
+                name, Lime(model), {"feature_mask": mask, "n_samples": lime_samples, "perturbations_per_eval": ppe}
+            )
         if name == "IntegratedGradients":
             return Method(name, IntegratedGradients(model), {"n_steps": ig_steps, "internal_batch_size": ig_steps})
         return Method(name, LayerGradCam(model, gradcam_layer()))
@@ -192,8 +212,14 @@ def grid_methods(
     return [build(name) for name in names]
 
 
-def pick_grid_cells(classifier: Callable[[Tensor], Tensor], images: Tensor, n_grids: int, n: int = 2,
-                    min_confidence: float = 0.5, batch_size: int = 32) -> list[list[int]]:
+def pick_grid_cells(
+    classifier: Callable[[Tensor], Tensor],
+    images: Tensor,
+    n_grids: int,
+    n: int = 2,
+    min_confidence: float = 0.5,
+    batch_size: int = 32,
+) -> list[list[int]]:
     """Choose the images of ``n_grids`` mosaics (``n²`` confidently classified images of
     different predicted classes each; :func:`~captum_submodular.grids.select_grid_images`)
     from one clean pass of ``classifier`` over ``images`` (``M×C×H×W``).  Returns the image
@@ -201,8 +227,12 @@ def pick_grid_cells(classifier: Callable[[Tensor], Tensor], images: Tensor, n_gr
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
         raise ValueError("images: expected a non-empty M×C×H×W tensor")
     with model_guard(classifier, caller="pick_grid_cells"), torch.no_grad():
-        probs = torch.cat([torch.softmax(classifier(images[i : i + batch_size]).double(), dim=1)
-                           for i in range(0, images.shape[0], batch_size)])
+        probs = torch.cat(
+            [
+                torch.softmax(classifier(images[i : i + batch_size]).double(), dim=1)
+                for i in range(0, images.shape[0], batch_size)
+            ]
+        )
     conf, pred = probs.max(dim=1)
     return select_grid_images(pred.tolist(), conf.tolist(), n_grids, n, min_confidence)
 
@@ -312,15 +342,19 @@ class GridComparison:
         def pm(v: tuple[float, float]) -> str:
             return "n/a" if math.isnan(v[0]) else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
 
-        lines = [f"| method | {self.setting} localisation ↑ (mean ± std over {self.n_grids} grids) | "
-                 f"\\|mass\\| inside ↑ | worst cell | cells at 1.0 (of {e}) | no positive value | "
-                 "evaluations/grid | seconds/grid |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines = [
+            f"| method | {self.setting} localisation ↑ (mean ± std over {self.n_grids} grids) | "
+            f"\\|mass\\| inside ↑ | worst cell | cells at 1.0 (of {e}) | no positive value | "
+            "evaluations/grid | seconds/grid |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for m in self.methods:
             r = s[m]
             worst = "n/a" if math.isnan(r["min"]) else f"{r['min']:.{digits}f}"
-            lines.append(f"| {m} | {pm(r['localisation'])} | {pm(r['absolute'])} | {worst} | {r['perfect']} | "
-                         f"{r['undefined']} | {r['evaluations'][0]:,.0f} | {r['seconds'][0]:.1f} |")
+            lines.append(
+                f"| {m} | {pm(r['localisation'])} | {pm(r['absolute'])} | {worst} | {r['perfect']} | "
+                f"{r['undefined']} | {r['evaluations'][0]:,.0f} | {r['seconds'][0]:.1f} |"
+            )
         return "\n".join(lines)
 
     def aggatt(self, bins: Sequence[tuple[float, float]] = AGGATT_BINS) -> dict[str, AggAtt]:
@@ -330,12 +364,19 @@ class GridComparison:
             raise ValueError(f"maps: no maps kept for {missing}")
         return {m: aggatt(self.maps[m], self.localisation[m], self.cells, self.n, bins) for m in self.methods}
 
-    def figure(self, path: str | os.PathLike[str] | None = None, *, title: str | None = None,
-               bins: Sequence[tuple[float, float]] = AGGATT_BINS) -> Any:
+    def figure(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        title: str | None = None,
+        bins: Sequence[tuple[float, float]] = AGGATT_BINS,
+    ) -> Any:
         """The AggAtt figure of every method (:func:`~captum_submodular.grids.plot_aggatt`)."""
         if title is None:
-            title = (f"AggAtt, {self.setting}: {len(self.grid_index)} maps per method ({self.n_grids} grids), "
-                     f"bins of maps sorted by localisation, best first")
+            title = (
+                f"AggAtt, {self.setting}: {len(self.grid_index)} maps per method ({self.n_grids} grids), "
+                f"bins of maps sorted by localisation, best first"
+            )
         return plot_aggatt(self.aggatt(bins), path, title=title)
 
     # ------------------------------------------------------------------ files
@@ -369,6 +410,7 @@ class GridComparison:
         """Write everything (maps included, inputs not) with ``torch.save``; returns the path."""
         path = os.fspath(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+
         def tensors(values: dict[str, np.ndarray]) -> dict[str, Tensor]:
             return {m: torch.from_numpy(np.asarray(v, dtype=np.float64)) for m, v in values.items()}
 
@@ -435,12 +477,16 @@ def _explained_cells(explain: Any, n_grids: int, n: int) -> list[list[int]]:
     if explain == "rotate":
         return [[g % (n * n)] for g in range(n_grids)]
     if not isinstance(explain, (list, tuple)) or len(explain) != n_grids:
-        raise ValueError(f"explain: expected 'all', 'rotate' or one list of cells per grid ({n_grids}), "
-                         f"got {explain!r}")
+        raise ValueError(
+            f"explain: expected 'all', 'rotate' or one list of cells per grid ({n_grids}), got {explain!r}"
+        )
     out = []
     for cells in explain:
-        if not isinstance(cells, (list, tuple)) or not cells or any(
-                isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n * n for k in cells):
+        if (
+            not isinstance(cells, (list, tuple))
+            or not cells
+            or any(isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n * n for k in cells)
+        ):
             raise ValueError(f"explain: every grid needs a non-empty list of cells in [0, {n * n}), got {cells!r}")
         out.append([int(k) for k in cells])
     return out
@@ -510,9 +556,17 @@ def compare_grids(
     if callable(methods):
         chosen = _check_methods(list(methods(model)))
     else:
-        chosen = _check_methods(grid_methods(model, tuple(grids.shape[1:]), n=n, include=methods,
-                                             layer=None if setting == "difull" else layer,
-                                             device=lineup.pop("device", grids.device), **lineup))
+        chosen = _check_methods(
+            grid_methods(
+                model,
+                tuple(grids.shape[1:]),
+                n=n,
+                include=methods,
+                layer=None if setting == "difull" else layer,
+                device=lineup.pop("device", grids.device),
+                **lineup,
+            )
+        )
 
     with model_guard(model, *[m.attribution for m in chosen], caller="compare_grids"):
         with torch.no_grad():
