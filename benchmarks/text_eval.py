@@ -136,30 +136,38 @@ def classifier_part(n_texts: int, words: int, n_sentence_texts: int, log: Callab
     clf = ZeroShotClassifier(encoder, tokenizer, LABELS).eval()
     model = Counted(clf).eval()
     by_level = classifier_texts(n_texts, words, n_sentence_texts)
-    log(f"classifier: {len(by_level['word'])} texts (words), {len(by_level['sentence'])} (sentences), "
-        f"{len(LABELS)} labels")
+    log(
+        f"classifier: {len(by_level['word'])} texts (words), {len(by_level['sentence'])} (sentences), "
+        f"{len(LABELS)} labels"
+    )
     lig = LayerIntegratedGradients(lambda ids: clf(ids), clf.encoder.embeddings.word_embeddings)
 
     def run(name: str, ids: Tensor, base: Tensor, mask: Tensor, target: int, regions: Any) -> Tensor:
         kw: dict[str, Any] = dict(target=target)
         if name == "ours (default)":
-            a = SubmodularAttribution(model).attribute(ids, baselines=base, feature_mask=mask, show_progress=False,
-                                                       **kw)
+            a = SubmodularAttribution(model).attribute(
+                ids, baselines=base, feature_mask=mask, show_progress=False, **kw
+            )
         elif name == "ours (refined)":
-            a = SubmodularAttribution(model, search="refined").attribute(ids, baselines=base, feature_mask=mask,
-                                                                         show_progress=False, **kw)
+            a = SubmodularAttribution(model, search="refined").attribute(
+                ids, baselines=base, feature_mask=mask, show_progress=False, **kw
+            )
         elif name == "FeatureAblation":
-            a = FeatureAblation(model).attribute(ids.float(), baselines=base.float(), feature_mask=mask,
-                                                 perturbations_per_eval=16, **kw)
+            a = FeatureAblation(model).attribute(
+                ids.float(), baselines=base.float(), feature_mask=mask, perturbations_per_eval=16, **kw
+            )
         elif name == "Lime":
-            a = Lime(model).attribute(ids.float(), baselines=base.float(), feature_mask=mask, n_samples=50,
-                                      perturbations_per_eval=16, **kw)
+            a = Lime(model).attribute(
+                ids.float(), baselines=base.float(), feature_mask=mask, n_samples=50, perturbations_per_eval=16, **kw
+            )
         elif name == "KernelShap":
-            a = KernelShap(model).attribute(ids.float(), baselines=base.float(), feature_mask=mask, n_samples=50,
-                                            perturbations_per_eval=16, **kw)
+            a = KernelShap(model).attribute(
+                ids.float(), baselines=base.float(), feature_mask=mask, n_samples=50, perturbations_per_eval=16, **kw
+            )
         elif name == "ShapleyValueSampling":
-            a = ShapleyValueSampling(model).attribute(ids.float(), baselines=base.float(), feature_mask=mask,
-                                                      n_samples=3, perturbations_per_eval=16, **kw)
+            a = ShapleyValueSampling(model).attribute(
+                ids.float(), baselines=base.float(), feature_mask=mask, n_samples=3, perturbations_per_eval=16, **kw
+            )
         else:  # LayerIntegratedGradients on the word embeddings, token attributions summed per region
             tokens = lig.attribute(ids, baselines=base, n_steps=20, internal_batch_size=16, **kw).sum(-1)
             model.rows += 20
@@ -167,12 +175,20 @@ def classifier_part(n_texts: int, words: int, n_sentence_texts: int, log: Callab
             ids_flat = mask.reshape(-1)
             keep = ~regions.special_tokens_mask.reshape(-1)
             sums = torch.zeros(regions.n_regions, dtype=torch.float64).index_add_(
-                0, ids_flat[keep], tokens.reshape(-1)[keep].double())
+                0, ids_flat[keep], tokens.reshape(-1)[keep].double()
+            )
             return sums
         return regions.region_values(a.detach())
 
-    methods = ["ours (default)", "ours (refined)", "FeatureAblation", "Lime", "KernelShap", "ShapleyValueSampling",
-               "LayerIntegratedGradients"]
+    methods = [
+        "ours (default)",
+        "ours (refined)",
+        "FeatureAblation",
+        "Lime",
+        "KernelShap",
+        "ShapleyValueSampling",
+        "LayerIntegratedGradients",
+    ]
     rows: dict[str, dict[str, list[float]]] = {}
     with torch.no_grad():  # warm-up, untimed
         for batch in (1, 16, 64):
@@ -193,19 +209,26 @@ def classifier_part(n_texts: int, words: int, n_sentence_texts: int, log: Callab
                 seconds = time.perf_counter() - t0
                 evals = model.rows
                 attr = region_map(values, mask)
-                ins = float(insertion(model, ids, attr, target=target, baselines=base, feature_mask=mask,
-                                      perturbations_per_eval=64)[0])
-                dele = float(deletion(model, ids, attr, target=target, baselines=base, feature_mask=mask,
-                                      perturbations_per_eval=64)[0])
-                entry = rows.setdefault(f"{level}|{name}", {"insertion": [], "deletion": [], "evaluations": [],
-                                                            "seconds": [], "regions": []})
+                ins = float(
+                    insertion(
+                        model, ids, attr, target=target, baselines=base, feature_mask=mask, perturbations_per_eval=64
+                    )[0]
+                )
+                dele = float(
+                    deletion(
+                        model, ids, attr, target=target, baselines=base, feature_mask=mask, perturbations_per_eval=64
+                    )[0]
+                )
+                entry = rows.setdefault(
+                    f"{level}|{name}",
+                    {"insertion": [], "deletion": [], "evaluations": [], "seconds": [], "regions": []},
+                )
                 entry["insertion"].append(ins)
                 entry["deletion"].append(dele)
                 entry["evaluations"].append(evals)
                 entry["seconds"].append(seconds)
                 entry["regions"].append(regions.n_regions)
-            log(f"  {level} {i + 1}/{len(texts)} {topic}: m={regions.n_regions} "
-                f"class={LABELS[target].split(',')[0]}")
+            log(f"  {level} {i + 1}/{len(texts)} {topic}: m={regions.n_regions} class={LABELS[target].split(',')[0]}")
     return {"texts": {k: [t for t, _ in v] for k, v in by_level.items()}, "labels": LABELS, "results": rows}
 
 
@@ -221,6 +244,7 @@ def llm_prompts(texts: list[tuple[str, str]], n_prompts: int, n_passages: int) -
 def known_answer_model(tokenizer: Any, values: list[str], template: str, target: str, seed: int) -> nn.Module:
     """The reader LM for one prompt: it reads only the words that occur in the even passages and nowhere else
     (odd passages, template, target); all of them together raise the target tokens' logits by 3."""
+
     def words_of(text: str) -> set:
         return set(tokenizer.encode(text, add_special_tokens=False))
 
@@ -242,12 +266,24 @@ def llm_part(n_prompts: int, n_gpt2: int, n_passages: int, log: Callable[[str], 
     # a word-level tokenizer over every word of the prompts (the reader model is V×V)
     from tokenizers.pre_tokenizers import Whitespace
 
-    words = sorted({w for v in prompts for s in v + [template, target]
-                    for w, _ in Whitespace().pre_tokenize_str(s.replace("{}", " "))})
+    words = sorted(
+        {
+            w
+            for v in prompts
+            for s in v + [template, target]
+            for w, _ in Whitespace().pre_tokenize_str(s.replace("{}", " "))
+        }
+    )
     tokenizer = word_level_tokenizer(words)
     gpt = tiny_gpt2(len(tokenizer), seed=0, n_embd=64, n_layer=2, n_head=2, n_positions=512)
-    out: dict[str, Any] = {"template": template, "target": target, "n_prompts": n_prompts,
-                           "n_passages": n_passages, "vocabulary": len(tokenizer), "models": {}}
+    out: dict[str, Any] = {
+        "template": template,
+        "target": target,
+        "n_prompts": n_prompts,
+        "n_passages": n_passages,
+        "vocabulary": len(tokenizer),
+        "models": {},
+    }
     for model_name in ("gpt2-tiny (random)", "reader (known answer)"):
         rows: dict[str, dict[str, list[float]]] = {}
         for p, values in enumerate(prompts[: n_gpt2 if model_name.startswith("gpt2") else n_prompts]):
@@ -290,8 +326,10 @@ def llm_part(n_prompts: int, n_gpt2: int, n_passages: int, log: Callable[[str], 
                 finally:
                     del model.forward
                 drops = logprob_drop(scorer, attr, ks=(1, 2, 3)).tolist()
-                entry = rows.setdefault(name, {"drop@1": [], "drop@2": [], "drop@3": [], "model_calls": [],
-                                               "seconds": [], "unread_nonzero": []})
+                entry = rows.setdefault(
+                    name,
+                    {"drop@1": [], "drop@2": [], "drop@3": [], "model_calls": [], "seconds": [], "unread_nonzero": []},
+                )
                 if not model_name.startswith("gpt2"):  # passages 1, 3, 5 are unreadable: their attribution
                     entry["unread_nonzero"].append(sum(float(attr[j]) != 0.0 for j in range(1, len(values), 2)))
                 for k, d in zip((1, 2, 3), drops, strict=True):
@@ -310,8 +348,10 @@ def summary(results: dict[str, Any]) -> str:
         lines.append("|---|---|---|---|---|---|")
         for key, e in results["classifier"]["results"].items():
             level, name = key.split("|")
-            lines.append(f"| {level} | {name} | {np.mean(e['insertion']):.3f} | {np.mean(e['deletion']):.3f} | "
-                         f"{np.mean(e['evaluations']):.0f} | {np.mean(e['seconds']):.2f} |")
+            lines.append(
+                f"| {level} | {name} | {np.mean(e['insertion']):.3f} | {np.mean(e['deletion']):.3f} | "
+                f"{np.mean(e['evaluations']):.0f} | {np.mean(e['seconds']):.2f} |"
+            )
     if "llm" in results:
         for model_name, rows in results["llm"]["models"].items():
             lines.append("")
@@ -320,9 +360,11 @@ def summary(results: dict[str, Any]) -> str:
             lines.append("|---|---|---|---|---|---|---|")
             for name, e in rows.items():
                 unread = f"{int(np.sum(e['unread_nonzero']))}" if e["unread_nonzero"] else "–"
-                lines.append(f"| {name} | {np.mean(e['drop@1']):.3f} | {np.mean(e['drop@2']):.3f} | "
-                             f"{np.mean(e['drop@3']):.3f} | {np.mean(e['model_calls']):.1f} | "
-                             f"{np.mean(e['seconds']):.3f} | {unread} |")
+                lines.append(
+                    f"| {name} | {np.mean(e['drop@1']):.3f} | {np.mean(e['drop@2']):.3f} | "
+                    f"{np.mean(e['drop@3']):.3f} | {np.mean(e['model_calls']):.1f} | "
+                    f"{np.mean(e['seconds']):.3f} | {unread} |"
+                )
     return "\n".join(lines)
 
 
@@ -344,9 +386,11 @@ def main() -> None:
     def log(msg: str) -> None:
         print(f"[{time.time() - start:7.1f}s] {msg}", flush=True)
 
-    results: dict[str, Any] = {"command": "python benchmarks/text_eval.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
-        "torch_threads": torch.get_num_threads()}
+    results: dict[str, Any] = {
+        "command": "python benchmarks/text_eval.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "torch_threads": torch.get_num_threads(),
+    }
     parts = args.parts.split(",")
     if "llm" in parts:
         results["llm"] = llm_part(args.prompts, args.gpt2_prompts, args.passages, log)

@@ -16,9 +16,9 @@ from captum_submodular.metrics import METRICS  # noqa: E402
 from captum_submodular.text import LLMScorer, SubmodularLLMAttribution, logprob_drop, passage_curves, text_regions  # noqa: E402
 from captum_submodular.text.models import ContextReaderLM, LMOutput, tiny_gpt2, word_level_tokenizer  # noqa: E402
 
-EVIDENCE = "alpha beta gamma".split()      # passage A: the model reads these
-NOISE = "red green blue".split()           # passage B: the model cannot read these
-MORE = "one two three".split()             # passage C: read
+EVIDENCE = "alpha beta gamma".split()  # passage A: the model reads these
+NOISE = "red green blue".split()  # passage B: the model cannot read these
+MORE = "one two three".split()  # passage C: read
 OTHER = "question answer the cat sat on mat dog ran in park".split()
 
 
@@ -80,13 +80,23 @@ def test_fallback_without_offsets_matches_offsets() -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "play", "##ing", "cat",
-                                          "##s", ".", "we", "like"])}
+    vocab = {
+        t: i
+        for i, t in enumerate(
+            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "play", "##ing", "cat", "##s", ".", "we", "like"]
+        )
+    }
     core = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
     core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     core.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
-    wp = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-                                 sep_token="[SEP]", mask_token="[MASK]")
+    wp = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
     text = "we like playing cats. cats like playing."
     for level in ("word", "sentence"):
         fast = text_regions(wp, text, level=level, baseline="mask")
@@ -121,10 +131,11 @@ def test_classifier_on_integer_inputs_known_answer(tok: Any) -> None:
     text = "the cat sat. alpha beta gamma. the dog ran in the park."
     regions = text_regions(tok, text, level="sentence")
     model = BagClassifier(len(tok), [tok.convert_tokens_to_ids(w) for w in ("alpha", "beta")])
-    (res,) = SubmodularAttribution(model).explain(regions.input_ids, baselines=regions.baselines,
-                                                  feature_mask=regions.feature_mask, target=1)
+    (res,) = SubmodularAttribution(model).explain(
+        regions.input_ids, baselines=regions.baselines, feature_mask=regions.feature_mask, target=1
+    )
     values = regions.region_values(res.attributions)
-    assert values[1] > 0 and values[0] == 0 and values[2] == 0       # only the sentence it reads
+    assert values[1] > 0 and values[0] == 0 and values[2] == 0  # only the sentence it reads
     assert regions.texts_of(res.minimal_subset) == ["alpha beta gamma."]
     # no composed input ever removed [BOS]
     assert all(bool((ids[:, 0] == 2).all()) for ids in model.seen)
@@ -157,7 +168,7 @@ def test_reader_lm_unread_passage_gets_exactly_zero(tok: Any, search: str) -> No
     assert res.ordered_features == ["alpha beta gamma", "one two three", "red green blue"]
     assert res.minimal_features == ["alpha beta gamma", "one two three"]
     sub = res.submodular
-    assert sub.insertion_curve[-1] == sub.insertion_curve[-2]        # adding B last changes nothing
+    assert sub.insertion_curve[-1] == sub.insertion_curve[-2]  # adding B last changes nothing
     # token input: the unreadable tokens get exactly 0, every readable one a positive value
     inp = TextTokenInput("alpha red beta green one blue", tok, skip_tokens=tok.all_special_ids)
     tokens = llm.attribute(inp, target="answer").seq_attr.tolist()
@@ -171,13 +182,14 @@ def test_batched_scores_equal_captum_one_by_one(tok: Any) -> None:
     inp = TextTemplateInput(TEMPLATE, values=VALUES)
     scorer = LLMScorer(llm, inp, "answer dog", batch_size=8)
     rows = torch.tensor([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=torch.bool)
-    batched = scorer(rows)                                   # prompts of different lengths, one call
+    batched = scorer(rows)  # prompts of different lengths, one call
     target = torch.tensor(tok.encode("answer dog", add_special_tokens=False))
     for forward_in_tokens in (False, True):
-        one = torch.stack([llm._forward_func(r[None].float(), inp, target, False, None, forward_in_tokens)
-                           for r in rows]).double()
+        one = torch.stack(
+            [llm._forward_func(r[None].float(), inp, target, False, None, forward_in_tokens) for r in rows]
+        ).double()
         assert torch.allclose(batched, one, rtol=0, atol=1e-5)
-    assert scorer.model_calls == 2                           # the full prompt once, then the 8 rows at once
+    assert scorer.model_calls == 2  # the full prompt once, then the 8 rows at once
     # the whole attribution: batched and Captum's forward one prompt at a time agree
     res_b = llm.attribute(inp, target="answer dog")
     slow = SubmodularLLMAttribution(SubmodularAttribution(gpt), tok, batched=False)
@@ -229,7 +241,8 @@ def test_bad_llm_input_fails_before_any_model_call(tok: Any) -> None:
     no_bos.backend_tokenizer.post_processor = processors.TemplateProcessing(single="$A")
     with pytest.raises(ValueError, match="prompt with every feature removed is empty"):
         SubmodularLLMAttribution(SubmodularAttribution(model), no_bos).attribute(
-            TextTemplateInput("{} {}", values=["alpha", "beta"]), target="answer")
+            TextTemplateInput("{} {}", values=["alpha", "beta"]), target="answer"
+        )
     with pytest.raises(ValueError, match=r"special token\(s\) \['\[BOS\]'\].*skip_tokens"):
         llm.attribute(TextTokenInput("alpha beta", tok), target="answer")
     with pytest.raises(ValueError, match="cannot be encoded by the tokenizer.*unknown token"):
@@ -267,13 +280,18 @@ def test_logprob_drop_and_passage_curves_closed_form(tok: Any) -> None:
     inp = TextTemplateInput(TEMPLATE, values=VALUES)
     scorer = LLMScorer(llm, inp, "answer")
     full = scorer.full_score
-    only = {k: float(scorer(torch.tensor([k]))[0]) for k in
-            ((True, True, True), (False, True, True), (True, True, False), (False, True, False))}
+    only = {
+        k: float(scorer(torch.tensor([k]))[0])
+        for k in ((True, True, True), (False, True, True), (True, True, False), (False, True, False))
+    }
     assert only[(True, True, True)] == full
     # removing A, then C (B first ranked last): exact differences of the scorer's own values
     drops = logprob_drop(scorer, torch.tensor([3.0, 0.0, 1.0]), ks=(1, 2, 3))
-    assert drops.tolist() == [full - only[(False, True, True)], full - only[(False, True, False)],
-                              full - only[(False, True, False)]]                 # B changes nothing
+    assert drops.tolist() == [
+        full - only[(False, True, True)],
+        full - only[(False, True, False)],
+        full - only[(False, True, False)],
+    ]  # B changes nothing
     # ranking B first: removing it drops nothing
     assert logprob_drop(scorer, torch.tensor([0.0, 5.0, 1.0]), ks=(1,)).tolist() == [0.0]
     curves = passage_curves(scorer, torch.tensor([3.0, 0.0, 1.0]))
@@ -308,8 +326,7 @@ class PixelReaderLM(torch.nn.Module):
         self.w = torch.linspace(-1.0, 1.0, vocab)
         self.device = torch.device("cpu")
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: Any = None, pixel_values: Any = None,
-                **_: Any) -> Any:
+    def forward(self, input_ids: torch.Tensor, attention_mask: Any = None, pixel_values: Any = None, **_: Any) -> Any:
         seen = pixel_values[:, :, :2, :2].mean(dim=(1, 2, 3)) / 255.0
         logits = torch.zeros(input_ids.shape[0], input_ids.shape[1], self.w.numel()) + seen[:, None, None] * self.w
         return LMOutput(logits=logits)
@@ -332,8 +349,8 @@ def test_image_mask_input_known_answer(tok: Any) -> None:
     llm = SubmodularLLMAttribution(SubmodularAttribution(PixelReaderLM(len(tok))), tok)
     res = llm.attribute(inp, target="answer", forward_in_tokens=False)
     a = res.seq_attr.tolist()
-    assert a[0] > 0 and a[1:] == [0.0, 0.0, 0.0]          # only segment 0 is read
-    assert res.model_calls == res.submodular.n_evaluations   # processor outputs: Captum's forward, one by one
+    assert a[0] > 0 and a[1:] == [0.0, 0.0, 0.0]  # only segment 0 is read
+    assert res.model_calls == res.submodular.n_evaluations  # processor outputs: Captum's forward, one by one
 
 
 def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -351,10 +368,12 @@ def test_prob_target_is_exp_of_log_prob(tok: Any) -> None:
     model = reader(tok)
     inp = TextTemplateInput(TEMPLATE, values=VALUES)
     log_scorer = LLMScorer(SubmodularLLMAttribution(SubmodularAttribution(model), tok), inp, "answer")
-    prob_scorer = LLMScorer(SubmodularLLMAttribution(SubmodularAttribution(model), tok, attr_target="prob"),
-                            inp, "answer")
+    prob_scorer = LLMScorer(
+        SubmodularLLMAttribution(SubmodularAttribution(model), tok, attr_target="prob"), inp, "answer"
+    )
     rows = torch.tensor([[True, False, True], [False, False, False]])
     assert torch.equal(prob_scorer(rows), torch.exp(log_scorer(rows).float()).double())
     res = SubmodularLLMAttribution(SubmodularAttribution(model), tok, attr_target="prob").attribute(
-        inp, target="answer")
+        inp, target="answer"
+    )
     assert res.seq_attr[1] == 0.0 and res.submodular.insertion_curve[-1] == prob_scorer.full_score

@@ -57,8 +57,13 @@ def test_llm_forward_args_follow_captum_order(tok: Any) -> None:
 
 
 def test_supported_methods_and_inputs() -> None:
-    assert set(LLMAttribution.SUPPORTED_METHODS) == {FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime,
-                                                     KernelShap}
+    assert set(LLMAttribution.SUPPORTED_METHODS) == {
+        FeatureAblation,
+        ShapleyValueSampling,
+        ShapleyValues,
+        Lime,
+        KernelShap,
+    }
     assert TextTemplateInput in LLMAttribution.SUPPORTED_INPUTS and TextTokenInput in LLMAttribution.SUPPORTED_INPUTS
 
 
@@ -70,8 +75,9 @@ def test_private_helpers(tok: Any) -> None:
     inp = TextTemplateInput("{} {}", values=["the cat", "sat"])
     assert _compat.llm_target_tokens(llm, inp, "answer", None).tolist() == [tok.convert_tokens_to_ids("answer")]
     assert _compat.llm_pretty_tokens(torch.tensor([4, 5]), tok) == ["the", "cat"]
-    result = LLMAttributionResult(seq_attr=torch.zeros(2), token_attr=None, input_tokens=["a", "b"],
-                                  output_tokens=["c"], inp=inp)
+    result = LLMAttributionResult(
+        seq_attr=torch.zeros(2), token_attr=None, input_tokens=["a", "b"], output_tokens=["c"], inp=inp
+    )
     assert result.seq_attr.shape == (2,)
     # the attribute call's contract: the method's forward is replaced, its input is 1×n ones
     assert llm.attr_method.forward_func == llm._forward_func

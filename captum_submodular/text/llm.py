@@ -79,8 +79,7 @@ class SubmodularLLMAttributionResult(LLMAttributionResult):
         Model forward calls made for the search (batched prompts count once).
     """
 
-    def __init__(self, *, submodular: SubmodularResult, features: list[str], model_calls: int,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, submodular: SubmodularResult, features: list[str], model_calls: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.submodular = submodular
         self.features = features
@@ -142,8 +141,14 @@ class SubmodularLLMAttribution(LLMAttribution):
 
     SUPPORTED_METHODS = LLMAttribution.SUPPORTED_METHODS + (SubmodularAttribution,)
 
-    def __init__(self, attr_method: Any, tokenizer: Any, attr_target: str = "log_prob", batched: bool = True,
-                 pad_token_id: int | None = None) -> None:
+    def __init__(
+        self,
+        attr_method: Any,
+        tokenizer: Any,
+        attr_target: str = "log_prob",
+        batched: bool = True,
+        pad_token_id: int | None = None,
+    ) -> None:
         if not isinstance(attr_method, self.SUPPORTED_METHODS):
             names = ", ".join(m.__name__ for m in self.SUPPORTED_METHODS)
             raise ValueError(f"attr_method must be one of {names}; got {type(attr_method).__name__}")
@@ -152,8 +157,10 @@ class SubmodularLLMAttribution(LLMAttribution):
         if not isinstance(batched, bool):
             raise ValueError(f"batched must be True or False; got {batched!r}")
         if isinstance(attr_method, SubmodularAttribution) and attr_method.within_region is not None:
-            raise ValueError("attr_method: within_region='gradient' needs a differentiable input; the features of "
-                             "a prompt are switched on and off, so use within_region=None")
+            raise ValueError(
+                "attr_method: within_region='gradient' needs a differentiable input; the features of "
+                "a prompt are switched on and off, so use within_region=None"
+            )
         super().__init__(attr_method, tokenizer, attr_target)
         self.is_submodular = isinstance(attr_method, SubmodularAttribution)
         self.batched = batched
@@ -180,8 +187,9 @@ class SubmodularLLMAttribution(LLMAttribution):
             names = ", ".join(t.__name__ for t in self.SUPPORTED_INPUTS)
             raise ValueError(f"inp must be one of {names}; got {type(inp).__name__}")
         if inp.n_itp_features < 1:
-            raise ValueError("inp has no interpretable features (an empty text or template values?): nothing to "
-                             "attribute")
+            raise ValueError(
+                "inp has no interpretable features (an empty text or template values?): nothing to attribute"
+            )
         if isinstance(inp, TextTemplateInput):
             if not any(str(v).strip() for v in inp.values):
                 raise ValueError("inp: every value of the template is empty: nothing to attribute")
@@ -198,8 +206,10 @@ class SubmodularLLMAttribution(LLMAttribution):
         if target is None:
             generate = getattr(self.model, "generate", None)
             if not callable(generate):
-                raise ValueError("target is None, which asks the model to generate the answer, but the model has no "
-                                 "generate(); pass the answer to explain as target='...' (or its token ids)")
+                raise ValueError(
+                    "target is None, which asks the model to generate the answer, but the model has no "
+                    "generate(); pass the answer to explain as target='...' (or its token ids)"
+                )
             return
         if gen_args is not None:
             raise ValueError("gen_args is only used to generate the target; it must be None when target is given")
@@ -219,8 +229,10 @@ class SubmodularLLMAttribution(LLMAttribution):
             return
         if isinstance(target, Tensor):
             if target.dim() != 1 or target.numel() == 0 or target.is_floating_point() or target.dtype == torch.bool:
-                raise ValueError(f"target as a tensor must be a non-empty 1-D tensor of token ids; got dtype "
-                                 f"{target.dtype}, shape {tuple(target.shape)}")
+                raise ValueError(
+                    f"target as a tensor must be a non-empty 1-D tensor of token ids; got dtype "
+                    f"{target.dtype}, shape {tuple(target.shape)}"
+                )
             vocab = len(self.tokenizer) if hasattr(self.tokenizer, "__len__") else None
             if int(target.min()) < 0 or (vocab is not None and int(target.max()) >= vocab):
                 raise ValueError(f"target holds token ids outside the tokenizer's vocabulary (0..{vocab})")
@@ -263,8 +275,11 @@ class SubmodularLLMAttribution(LLMAttribution):
             attention[i, : n + t] = 1
         outputs = self.model(input_ids=ids, attention_mask=attention)
         call.model_calls += 1
-        logits = outputs.logits if hasattr(outputs, "logits") else (
-            outputs[0] if isinstance(outputs, (tuple, list)) else outputs)
+        logits = (
+            outputs.logits
+            if hasattr(outputs, "logits")
+            else (outputs[0] if isinstance(outputs, (tuple, list)) else outputs)
+        )
         if logits.dim() == 4:  # (k, 1, len, vocab), as Captum handles it
             logits = logits[:, 0]
         positions = (lengths - 1)[:, None] + torch.arange(t, device=self.device)[None]  # k×t
@@ -328,14 +343,17 @@ class SubmodularLLMAttribution(LLMAttribution):
         n = int(attr_input.shape[-1])
         empty_prompts = self._prompt_ids(torch.zeros_like(attr_input), inp)
         if empty_prompts is not None and empty_prompts[0].numel() == 0:
-            raise ValueError("inp: the prompt with every feature removed is empty, so the first target token has "
-                             "nothing to follow; keep fixed text in the template (or a BOS token)")
+            raise ValueError(
+                "inp: the prompt with every feature removed is empty, so the first target token has "
+                "nothing to follow; keep fixed text in the template (or a BOS token)"
+            )
         batched = self.batched and empty_prompts is not None
         placeholder = torch.zeros(1, dtype=torch.long)
         _compat.llm_forward_args(inp, placeholder, forward_options)  # unknown options fail before any model call
         target_tokens = _compat.llm_target_tokens(self, inp, target, gen_args)
-        call = _LLMCall(inp, target_tokens, _compat.llm_forward_args(inp, target_tokens, forward_options),
-                        batched, by_tokens)
+        call = _LLMCall(
+            inp, target_tokens, _compat.llm_forward_args(inp, target_tokens, forward_options), batched, by_tokens
+        )
         method = self.attr_method
         assert isinstance(method, SubmodularAttribution)
         (result,) = method.explain(attr_input, additional_forward_args=(call,), **search_kwargs)

@@ -59,8 +59,14 @@ class LLMScorer:
         The score of the unperturbed prompt.
     """
 
-    def __init__(self, llm_attr: SubmodularLLMAttribution, inp: Any, target: str | Tensor,
-                 batch_size: int = 16, **forward_options: Any) -> None:
+    def __init__(
+        self,
+        llm_attr: SubmodularLLMAttribution,
+        inp: Any,
+        target: str | Tensor,
+        batch_size: int = 16,
+        **forward_options: Any,
+    ) -> None:
         if not isinstance(llm_attr, SubmodularLLMAttribution):
             raise ValueError(f"llm_attr must be a SubmodularLLMAttribution; got {type(llm_attr).__name__}")
         if target is None:
@@ -74,11 +80,19 @@ class LLMScorer:
         self.batch_size = batch_size
         self.n_features = int(inp.n_itp_features)
         tokens = _compat.llm_target_tokens(llm_attr, inp, target, None)
-        by_tokens = bool(forward_options.get("forward_in_tokens", dict(_compat.llm_forward_parameters())
-                                             .get("forward_in_tokens", False)))
+        by_tokens = bool(
+            forward_options.get(
+                "forward_in_tokens", dict(_compat.llm_forward_parameters()).get("forward_in_tokens", False)
+            )
+        )
         empty = llm_attr._prompt_ids(torch.zeros(1, self.n_features), inp)
-        self._call = _LLMCall(inp, tokens, _compat.llm_forward_args(inp, tokens, forward_options),
-                              llm_attr.batched and empty is not None, by_tokens)
+        self._call = _LLMCall(
+            inp,
+            tokens,
+            _compat.llm_forward_args(inp, tokens, forward_options),
+            llm_attr.batched and empty is not None,
+            by_tokens,
+        )
         self.evaluations = 0
         self.full_score = float(self(torch.ones(1, self.n_features, dtype=torch.bool))[0])
 
@@ -108,8 +122,9 @@ def ranking(attributions: Tensor | Sequence[float]) -> Tensor:
 def _check(scorer: LLMScorer, attributions: Any) -> Tensor:
     a = torch.as_tensor(attributions.detach().cpu() if isinstance(attributions, Tensor) else attributions)
     if a.numel() != scorer.n_features:
-        raise ValueError(f"attributions: expected {scorer.n_features} values (one per feature), got shape "
-                         f"{tuple(a.shape)}")
+        raise ValueError(
+            f"attributions: expected {scorer.n_features} values (one per feature), got shape {tuple(a.shape)}"
+        )
     if not torch.isfinite(a.double()).all():
         raise ValueError("attributions must be finite")
     return ranking(a)
@@ -182,13 +197,35 @@ def _deletion_area(scorer: LLMScorer, attributions: Any) -> float:
 
 
 _LLM_METRICS: dict[str, Metric] = {
-    "llm_logprob_drop": Metric("llm_logprob_drop", logprob_drop, True,
-                               "log-probability drop of the target when the top-k features are removed (ContextCite)",
-                               kind="llm", label="log-prob drop ↑", title="Log-probability drop"),
-    "llm_insertion": Metric("llm_insertion", _insertion_area, True, "area under the insertion curve over features",
-                            kind="llm", curve="insertion", label="LLM insertion ↑", title="Insertion over features"),
-    "llm_deletion": Metric("llm_deletion", _deletion_area, False, "area under the deletion curve over features",
-                           kind="llm", curve="deletion", label="LLM deletion ↓", title="Deletion over features"),
+    "llm_logprob_drop": Metric(
+        "llm_logprob_drop",
+        logprob_drop,
+        True,
+        "log-probability drop of the target when the top-k features are removed (ContextCite)",
+        kind="llm",
+        label="log-prob drop ↑",
+        title="Log-probability drop",
+    ),
+    "llm_insertion": Metric(
+        "llm_insertion",
+        _insertion_area,
+        True,
+        "area under the insertion curve over features",
+        kind="llm",
+        curve="insertion",
+        label="LLM insertion ↑",
+        title="Insertion over features",
+    ),
+    "llm_deletion": Metric(
+        "llm_deletion",
+        _deletion_area,
+        False,
+        "area under the deletion curve over features",
+        kind="llm",
+        curve="deletion",
+        label="LLM deletion ↓",
+        title="Deletion over features",
+    ),
 }
 for _metric in _LLM_METRICS.values():
     if _metric.name not in METRICS:

