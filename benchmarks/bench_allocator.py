@@ -42,12 +42,21 @@ def child(tuned: bool, batch: int, calls: int, threads: int) -> dict:
     if tuned:
         env.update(TUNED)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run([sys.executable, "-c", CHILD, str(batch), str(calls), str(threads)], env=env,
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(batch), str(calls), str(threads)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     row = json.loads(out.strip().splitlines()[-1])
-    row.update(tuned=tuned, user_s=after.ru_utime - before.ru_utime, sys_s=after.ru_stime - before.ru_stime,
-               minor_faults=after.ru_minflt - before.ru_minflt)
+    row.update(
+        tuned=tuned,
+        user_s=after.ru_utime - before.ru_utime,
+        sys_s=after.ru_stime - before.ru_stime,
+        minor_faults=after.ru_minflt - before.ru_minflt,
+    )
     return row
 
 
@@ -63,8 +72,10 @@ def main() -> None:
         for tuned in (False, True):
             rows.append(child(tuned, args.batch, args.calls, args.threads))
             print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{args.calls} forwards of batch {args.batch}, {args.threads} threads; median of {args.repeats} "
-          "(whole child process for CPU seconds and faults: model load included)\n")
+    print(
+        f"\n{args.calls} forwards of batch {args.batch}, {args.threads} threads; median of {args.repeats} "
+        "(whole child process for CPU seconds and faults: model load included)\n"
+    )
     print("| allocator | forward s | user CPU s | system CPU s | minor page faults |")
     print("|---|---:|---:|---:|---:|")
     for tuned in (False, True):
@@ -73,8 +84,10 @@ def main() -> None:
         def med(key):
             return sorted(r[key] for r in sel)[len(sel) // 2]
 
-        print(f"| {'tuned (both variables 4 GiB)' if tuned else 'glibc default'} | {med('forward_s'):.2f} | "
-              f"{med('user_s'):.1f} | {med('sys_s'):.1f} | {med('minor_faults'):,} |")
+        print(
+            f"| {'tuned (both variables 4 GiB)' if tuned else 'glibc default'} | {med('forward_s'):.2f} | "
+            f"{med('user_s'):.1f} | {med('sys_s'):.1f} | {med('minor_faults'):,} |"
+        )
 
 
 if __name__ == "__main__":

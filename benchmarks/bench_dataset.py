@@ -50,17 +50,31 @@ def _run(label: str, folder: str, workdir: str, args: argparse.Namespace, **kw) 
     out = os.path.join(workdir, label.replace(" ", "_").replace(",", ""))
     factory = functools.partial(default_model_factory, "efficientnet_lite0")
     summary = explain_dataset(
-        folder, factory, out_dir=out, regions=RegionsConfig("slic", args.n_regions), search=args.search,
-        metrics=("insertion", "deletion") if args.metrics else (), perturbations_per_eval=64,
-        batch_size=1, progress=False, **kw)
+        folder,
+        factory,
+        out_dir=out,
+        regions=RegionsConfig("slic", args.n_regions),
+        search=args.search,
+        metrics=("insertion", "deletion") if args.metrics else (),
+        perturbations_per_eval=64,
+        batch_size=1,
+        progress=False,
+        **kw,
+    )
     recs = read_records(out, columns=["seconds", "n_evaluations", "metric_evaluations", "n_regions"]).to_pylist()
     per_image = sum(r["seconds"] for r in recs)
     evals = sum((r["n_evaluations"] or 0) + (r["metric_evaluations"] or 0) for r in recs)
     row = {
-        "run": label, "workers": summary.workers, "images": summary.done + summary.failed,
-        "failed": summary.failed, "wall_s": summary.seconds, "images_per_min": summary.images_per_minute,
-        "per_image_s_sum": per_image, "overhead_s": summary.seconds - per_image / max(1, summary.workers),
-        "evals": evals, "regions": sorted({r["n_regions"] for r in recs if r["n_regions"]}),
+        "run": label,
+        "workers": summary.workers,
+        "images": summary.done + summary.failed,
+        "failed": summary.failed,
+        "wall_s": summary.seconds,
+        "images_per_min": summary.images_per_minute,
+        "per_image_s_sum": per_image,
+        "overhead_s": summary.seconds - per_image / max(1, summary.workers),
+        "evals": evals,
+        "regions": sorted({r["n_regions"] for r in recs if r["n_regions"]}),
         "loadavg_after": _loadavg(),
     }
     print(json.dumps(row), flush=True)
@@ -73,8 +87,13 @@ def main(argv=None) -> int:
     p.add_argument("--n-regions", type=int, default=25, help="SLIC regions asked for")
     p.add_argument("--search", default="bidirectional")
     p.add_argument("--metrics", action="store_true", help="also compute the pixel-grid insertion/deletion")
-    p.add_argument("--runs", nargs="+", default=["in-process", "ray1", "ray2"],
-                   choices=["in-process", "ray1", "ray2"], help="runs, in this order (repeats allowed)")
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        default=["in-process", "ray1", "ray2"],
+        choices=["in-process", "ray1", "ray2"],
+        help="runs, in this order (repeats allowed)",
+    )
     p.add_argument("--no-ray", action="store_true", help="only the in-process run")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = p.parse_args(argv)
@@ -85,8 +104,11 @@ def main(argv=None) -> int:
     os.makedirs(folder)
     for s in imagenet_samples(limit=args.images):
         shutil.copy(s.path, folder)
-    print(f"# {args.images} images, slic:{args.n_regions}, search={args.search}, metrics={args.metrics}, "
-          f"{cpus} CPUs, torch threads {torch.get_num_threads()}, load average before {_loadavg()}", flush=True)
+    print(
+        f"# {args.images} images, slic:{args.n_regions}, search={args.search}, metrics={args.metrics}, "
+        f"{cpus} CPUs, torch threads {torch.get_num_threads()}, load average before {_loadavg()}",
+        flush=True,
+    )
     runs = ["in-process"] if args.no_ray else list(args.runs)
     if cpus < 2:
         runs = [r for r in runs if r != "ray2"]
@@ -103,11 +125,13 @@ def main(argv=None) -> int:
                 ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
                 ray_init_s, ray_up = time.perf_counter() - t, True
             if name == "ray1":
-                rows.append(_run(f"ray, 1 actor #{i + 1}", folder, workdir, args, ray=True, concurrency=1,
-                                 num_cpus=cpus))
+                rows.append(
+                    _run(f"ray, 1 actor #{i + 1}", folder, workdir, args, ray=True, concurrency=1, num_cpus=cpus)
+                )
             else:
-                rows.append(_run(f"ray, 2 actors #{i + 1}", folder, workdir, args, ray=True, concurrency=2,
-                                 num_cpus=cpus // 2))
+                rows.append(
+                    _run(f"ray, 2 actors #{i + 1}", folder, workdir, args, ray=True, concurrency=2, num_cpus=cpus // 2)
+                )
     finally:
         if ray_up:
             import ray
@@ -119,8 +143,10 @@ def main(argv=None) -> int:
     print("| run | workers | images | wall s | images/min | Σ per-image s | fixed overhead s | model inputs |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['run']} | {r['workers']} | {r['images']} | {r['wall_s']:.1f} | {r['images_per_min']:.2f} | "
-              f"{r['per_image_s_sum']:.1f} | {r['overhead_s']:.1f} | {r['evals']} |")
+        print(
+            f"| {r['run']} | {r['workers']} | {r['images']} | {r['wall_s']:.1f} | {r['images_per_min']:.2f} | "
+            f"{r['per_image_s_sum']:.1f} | {r['overhead_s']:.1f} | {r['evals']} |"
+        )
     if ray_init_s is not None:
         print(f"\nray.init(num_cpus={cpus}): {ray_init_s:.1f} s (not included above)")
     if args.json:

@@ -26,8 +26,7 @@ from captum_submodular.search import DEFAULT_SEARCH
 def run(loaded, x, target, mask, search, ppe):
     sa = SubmodularAttribution(loaded.model, search=search)
     start = time.perf_counter()
-    sa.attribute(x, target=target, sliding_window_shapes=(3, 32, 32), perturbations_per_eval=ppe,
-                 show_progress=False)
+    sa.attribute(x, target=target, sliding_window_shapes=(3, 32, 32), perturbations_per_eval=ppe, show_progress=False)
     (result,) = sa.explain(x, target=target, feature_mask=mask, perturbations_per_eval=ppe, show_progress=False)
     return time.perf_counter() - start, result
 
@@ -42,8 +41,10 @@ def main() -> None:
     with torch.no_grad():
         target = int(loaded.model(x).argmax())
     mask = build_regions("slic", x, n=49)
-    configs = {"old defaults (bidirectional, ppe=1)": ("bidirectional", 1),
-               f"new defaults ({DEFAULT_SEARCH}, ppe=auto)": (DEFAULT_SEARCH, None)}
+    configs = {
+        "old defaults (bidirectional, ppe=1)": ("bidirectional", 1),
+        f"new defaults ({DEFAULT_SEARCH}, ppe=auto)": (DEFAULT_SEARCH, None),
+    }
     times = {name: [] for name in configs}
     evals = {}
     for _ in range(args.repeats):

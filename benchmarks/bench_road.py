@@ -137,11 +137,7 @@ def spsolve_impute_lil(img: np.ndarray, removed: np.ndarray) -> np.ndarray:
 
 def reference_curve(img: np.ndarray, masks: np.ndarray, lil: bool = False) -> Dict[int, np.ndarray]:
     solve = spsolve_impute_lil if lil else spsolve_impute
-    return {
-        k: solve(img, masks[k])
-        for k in range(len(masks))
-        if 0 < masks[k].sum() < masks[k].size
-    }
+    return {k: solve(img, masks[k]) for k in range(len(masks)) if 0 < masks[k].sum() < masks[k].size}
 
 
 def _sync(device: torch.device) -> None:
@@ -156,10 +152,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--attributions", nargs="+", default=["random", "smooth"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--lil", action="store_true",
-                        help="also time the reference code's lil_matrix assembly (one run)")
-    parser.add_argument("--skip-reference", action="store_true",
-                        help="time ours only (e.g. on a GPU machine without time to spare)")
+    parser.add_argument(
+        "--lil", action="store_true", help="also time the reference code's lil_matrix assembly (one run)"
+    )
+    parser.add_argument(
+        "--skip-reference", action="store_true", help="time ours only (e.g. on a GPU machine without time to spare)"
+    )
     parser.add_argument("--out", default="benchmarks/results/road_benchmark.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -192,7 +190,10 @@ def main() -> None:
             groups = _solve_groups(batch, removed, solvable.to(device), torch.float32, 1e-4, 50)
             iterations = [it for _, _, _, it in groups]  # per group of images solved together
             row: Dict[str, object] = dict(
-                attribution=kind, image=sample.name, ours_s=min(ours), ours_cpu_s=min(ours_cpu),
+                attribution=kind,
+                image=sample.name,
+                ours_s=min(ours),
+                ours_cpu_s=min(ours_cpu),
                 iterations=iterations,
             )
             if not args.skip_reference:
@@ -209,8 +210,11 @@ def main() -> None:
                     reference_curve(img, mk, lil=True)
                     row.update(spsolve_lil_cpu_s=time.process_time() - c0)
                 row.update(
-                    spsolve_s=min(ref_t), spsolve_cpu_s=min(ref_cpu), ratio=min(ref_t) / min(ours),
-                    ratio_cpu=min(ref_cpu) / min(ours_cpu), max_abs_diff=diff,
+                    spsolve_s=min(ref_t),
+                    spsolve_cpu_s=min(ref_cpu),
+                    ratio=min(ref_t) / min(ours),
+                    ratio_cpu=min(ref_cpu) / min(ours_cpu),
+                    max_abs_diff=diff,
                 )
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -225,8 +229,10 @@ def main() -> None:
         json.dump(dict(meta=meta, rows=rows), fh, indent=1)
     print(json.dumps(meta))
     print()
-    print("| attribution | image | spsolve s/curve (CPU s) | ours s/curve (CPU s) | ratio (CPU) "
-          "| spsolve, reference assembly (CPU s) | CG iterations per group | max abs diff |")
+    print(
+        "| attribution | image | spsolve s/curve (CPU s) | ours s/curve (CPU s) | ratio (CPU) "
+        "| spsolve, reference assembly (CPU s) | CG iterations per group | max abs diff |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     nan = float("nan")
     for r in rows:

@@ -91,28 +91,56 @@ def run_main(args, out: Dict) -> None:
                 if exact and (m > args.exact_max_m or ii >= args.exact_images):
                     continue
                 attributor = SubmodularAttribution(model, search=search)
-                r = measure(model, x, label, lambda: attributor.attribute(
-                    x, target=label, feature_mask=mask, perturbations_per_eval=PPE))
+                r = measure(
+                    model,
+                    x,
+                    label,
+                    lambda: attributor.attribute(x, target=label, feature_mask=mask, perturbations_per_eval=PPE),
+                )
                 recs.append(dict(image=s.name, mask=mname, m=m, method=search, **r))
                 print(json.dumps(recs[-1]), flush=True)
         if not args.no_baselines:
             occ = Occlusion(model)
-            r = measure(model, x, label, lambda: occ.attribute(
-                x, target=label, sliding_window_shapes=(3, 15, 15), strides=8, baselines=0,
-                perturbations_per_eval=PPE))
+            r = measure(
+                model,
+                x,
+                label,
+                lambda: occ.attribute(
+                    x,
+                    target=label,
+                    sliding_window_shapes=(3, 15, 15),
+                    strides=8,
+                    baselines=0,
+                    perturbations_per_eval=PPE,
+                ),
+            )
             recs.append(dict(image=s.name, mask="window15s8", m=0, method="occlusion", **r))
             print(json.dumps(recs[-1]), flush=True)
             mask = masks.get("slic49", next(iter(masks.values())))
             m = int(mask.max()) + 1
             fa = FeatureAblation(model)
-            r = measure(model, x, label, lambda: fa.attribute(
-                x, target=label, feature_mask=mask, baselines=0, perturbations_per_eval=PPE))
+            r = measure(
+                model,
+                x,
+                label,
+                lambda: fa.attribute(x, target=label, feature_mask=mask, baselines=0, perturbations_per_eval=PPE),
+            )
             recs.append(dict(image=s.name, mask="slic49", m=m, method="feature_ablation", **r))
             print(json.dumps(recs[-1]), flush=True)
             ks = KernelShap(model)
-            r = measure(model, x, label, lambda: ks.attribute(
-                x, target=label, feature_mask=mask, baselines=0, n_samples=args.shap_samples,
-                perturbations_per_eval=PPE))
+            r = measure(
+                model,
+                x,
+                label,
+                lambda: ks.attribute(
+                    x,
+                    target=label,
+                    feature_mask=mask,
+                    baselines=0,
+                    n_samples=args.shap_samples,
+                    perturbations_per_eval=PPE,
+                ),
+            )
             recs.append(dict(image=s.name, mask="slic49", m=m, method="kernel_shap", **r))
             print(json.dumps(recs[-1]), flush=True)
         json.dump(out, open(args.out, "w"), indent=1)
@@ -136,9 +164,13 @@ def run_extras(args, out: Dict) -> None:
         t = time.perf_counter()
         attributor.explain(x, target=labels[0], feature_mask=mask, perturbations_per_eval=PPE)
         total = time.perf_counter() - t
-        overhead[search] = dict(evals=model.rows, total_sec=total, model_sec=model.model_seconds,
-                                overhead=(total - model.model_seconds) / model.model_seconds,
-                                m=int(mask.max()) + 1)
+        overhead[search] = dict(
+            evals=model.rows,
+            total_sec=total,
+            model_sec=model.model_seconds,
+            overhead=(total - model.model_seconds) / model.model_seconds,
+            m=int(mask.max()) + 1,
+        )
     out["overhead"] = overhead
     print(json.dumps(out["overhead"]), flush=True)
     # 2. Batch of examples in one call vs one call per example.
@@ -152,17 +184,23 @@ def run_extras(args, out: Dict) -> None:
     t = time.perf_counter()
     model.rows = 0
     for i in range(len(xs)):
-        attributor.explain(xs[i : i + 1], target=labels[i], feature_mask=masks[i : i + 1],
-                           perturbations_per_eval=PPE)
+        attributor.explain(xs[i : i + 1], target=labels[i], feature_mask=masks[i : i + 1], perturbations_per_eval=PPE)
     single = time.perf_counter() - t
-    out["batching"] = dict(n=len(xs), sec_one_call=batched, sec_single_calls=single,
-                           speedup=single / batched, evals_one_call=rows_b, evals_single=model.rows)
+    out["batching"] = dict(
+        n=len(xs),
+        sec_one_call=batched,
+        sec_single_calls=single,
+        speedup=single / batched,
+        evals_one_call=rows_b,
+        evals_single=model.rows,
+    )
     print(json.dumps(out["batching"]), flush=True)
     # 3. Peak memory vs m, fixed perturbations_per_eval (fresh process per setting).
     mem = []
     for grid, ppe in ((10, 16), (20, 16), (20, 64)):
-        res = subprocess.run([sys.executable, __file__, "--memory-probe", f"{grid},{ppe}"],
-                             capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, __file__, "--memory-probe", f"{grid},{ppe}"], capture_output=True, text=True, check=True
+        )
         mem.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(json.dumps(mem[-1]), flush=True)
     out["memory"] = mem
@@ -174,8 +212,12 @@ def memory_probe(spec: str) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 5, stride=4), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(4),
-        torch.nn.Flatten(), torch.nn.Linear(128, 10)).eval()
+        torch.nn.Conv2d(3, 8, 5, stride=4),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(4),
+        torch.nn.Flatten(),
+        torch.nn.Linear(128, 10),
+    ).eval()
     x = torch.randn(1, 3, 160, 160)
     mask = grid_mask(160, 160, grid=grid)
     with torch.no_grad():
@@ -183,11 +225,21 @@ def memory_probe(spec: str) -> None:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     res = SubmodularAttribution(model, search="accelerated").explain(
-        x, target=0, feature_mask=mask, perturbations_per_eval=ppe)[0]
+        x, target=0, feature_mask=mask, perturbations_per_eval=ppe
+    )[0]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps(dict(m=grid * grid, perturbations_per_eval=ppe, evals=res.n_evaluations,
-                          sec=time.perf_counter() - t, peak_rss_growth_mib=(peak - base) / 1024,
-                          input_mib=x.numel() * 4 / 2**20)))
+    print(
+        json.dumps(
+            dict(
+                m=grid * grid,
+                perturbations_per_eval=ppe,
+                evals=res.n_evaluations,
+                sec=time.perf_counter() - t,
+                peak_rss_growth_mib=(peak - base) / 1024,
+                input_mib=x.numel() * 4 / 2**20,
+            )
+        )
+    )
 
 
 def main() -> None:
@@ -198,18 +250,27 @@ def main() -> None:
     ap.add_argument("--skip", type=int, default=0, help="start after this many images (to split a run)")
     ap.add_argument("--segments", type=int, nargs="+", default=[25, 49, 100])
     ap.add_argument("--searches", nargs="+", default=["accelerated", "greedy", "bidirectional"])
-    ap.add_argument("--exact-max-m", type=int, default=60,
-                    help="run greedy/bidirectional only on masks with at most this many regions")
-    ap.add_argument("--exact-images", type=int, default=1000,
-                    help="run greedy/bidirectional only on the first N images")
+    ap.add_argument(
+        "--exact-max-m",
+        type=int,
+        default=60,
+        help="run greedy/bidirectional only on masks with at most this many regions",
+    )
+    ap.add_argument(
+        "--exact-images", type=int, default=1000, help="run greedy/bidirectional only on the first N images"
+    )
     ap.add_argument("--shap-samples", type=int, default=1000)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--no-grid", action="store_true", help="skip the 14×14 grid (196 regions)")
     ap.add_argument("--extras", action="store_true", help="overhead, memory and batching measurements")
     ap.add_argument("--no-main", action="store_true")
     ap.add_argument("--batch-images", type=int, default=8)
-    ap.add_argument("--ppe", type=int, default=PPE,
-                    help="perturbations_per_eval of every method (16 is fastest per image on a 2-core CPU)")
+    ap.add_argument(
+        "--ppe",
+        type=int,
+        default=PPE,
+        help="perturbations_per_eval of every method (16 is fastest per image on a 2-core CPU)",
+    )
     ap.add_argument("--out", default="bench_search.json")
     ap.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -217,8 +278,13 @@ def main() -> None:
         memory_probe(args.memory_probe)
         return
     PPE = args.ppe
-    out: Dict = dict(args=vars(args), torch=torch.__version__, threads=torch.get_num_threads(),
-                     nproc=os.cpu_count(), platform=platform.platform())
+    out: Dict = dict(
+        args=vars(args),
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        nproc=os.cpu_count(),
+        platform=platform.platform(),
+    )
     if not args.no_main:
         run_main(args, out)
     if args.extras:

@@ -40,8 +40,11 @@ def main() -> None:
         for (s, budget), rs in groups.items():
             if s != search or len({r["image"] for r in rs}) != len(images):
                 continue
-            pts.append([np.mean([r["evals"] for r in rs])]
-                       + [np.mean([r[k] for r in rs]) for k in ("ins", "ins_blur", "dele")] + [budget])
+            pts.append(
+                [np.mean([r["evals"] for r in rs])]
+                + [np.mean([r[k] for r in rs]) for k in ("ins", "ins_blur", "dele")]
+                + [budget]
+            )
         pts.sort(key=lambda p: p[0])
         for p in pts:
             cap = p[4] if p[4] is not None else "none"

@@ -78,8 +78,10 @@ def main() -> int:
     print(table)
     for i, name in enumerate(result.names):
         t, lab = result.targets[i], result.labels[i]
-        print(f"{name}: predicted {lm.class_names[t]!r} (p={result.target_probabilities[i]:.2f}), "
-              f"label {lm.class_names[lab]!r}{'' if t == lab else '  <- misclassified'}")
+        print(
+            f"{name}: predicted {lm.class_names[t]!r} (p={result.target_probabilities[i]:.2f}), "
+            f"label {lm.class_names[lab]!r}{'' if t == lab else '  <- misclassified'}"
+        )
     print(f"total {elapsed:.0f} s, torch threads {args.threads}")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "table.md"), "w", encoding="utf-8") as fh:

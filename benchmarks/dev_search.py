@@ -41,8 +41,18 @@ from captum_submodular.metrics import deletion, insertion
 from captum_submodular.regions import grid_mask, slic_mask
 from captum_submodular.search import SEARCHES
 
-SKDEV = ("motorcycle_left.png", "camera.png", "coins.png", "horse.png", "hubble_deep_field.jpg", "retina.jpg",
-         "ihc.png", "clock_motion.png", "motorcycle_right.png", "logo.png")
+SKDEV = (
+    "motorcycle_left.png",
+    "camera.png",
+    "coins.png",
+    "horse.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "ihc.png",
+    "clock_motion.png",
+    "motorcycle_right.png",
+    "logo.png",
+)
 
 
 class Cached(torch.nn.Module):
@@ -171,13 +181,21 @@ def main() -> None:
             (res,) = sa.explain(x, target=target, feature_mask=mask, perturbations_per_eval=args.ppe)
             sec = time.perf_counter() - t
             a = res.attributions
-            rec = dict(set=args.set, image=name, m=int(res.region_ids.numel()), search=spec, budget=args.budget,
-                       evals=res.n_evaluations, sec=round(sec, 1),
-                       ins=float(insertion(model, x, a, target, n_steps=50, perturbations_per_eval=args.ppe)),
-                       ins_blur=float(insertion(model, x, a, target, n_steps=50, substrate="blur",
-                                                perturbations_per_eval=args.ppe)),
-                       dele=float(deletion(model, x, a, target, n_steps=50, perturbations_per_eval=args.ppe)),
-                       order=res.order.tolist())
+            rec = dict(
+                set=args.set,
+                image=name,
+                m=int(res.region_ids.numel()),
+                search=spec,
+                budget=args.budget,
+                evals=res.n_evaluations,
+                sec=round(sec, 1),
+                ins=float(insertion(model, x, a, target, n_steps=50, perturbations_per_eval=args.ppe)),
+                ins_blur=float(
+                    insertion(model, x, a, target, n_steps=50, substrate="blur", perturbations_per_eval=args.ppe)
+                ),
+                dele=float(deletion(model, x, a, target, n_steps=50, perturbations_per_eval=args.ppe)),
+                order=res.order.tolist(),
+            )
             rows.append(rec)
             with open(args.out, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(rec) + "\n")
@@ -191,8 +209,10 @@ def summary(rows: List[dict]) -> None:
     print("| search | images | evals | insertion | blur insertion | deletion |")
     for s in specs:
         rs = [r for r in rows if r["search"] == s]
-        print(f"| {s} | {len(rs)} | {np.mean([r['evals'] for r in rs]):.0f} | {np.mean([r['ins'] for r in rs]):.4f} | "
-              f"{np.mean([r['ins_blur'] for r in rs]):.4f} | {np.mean([r['dele'] for r in rs]):.4f} |")
+        print(
+            f"| {s} | {len(rs)} | {np.mean([r['evals'] for r in rs]):.0f} | {np.mean([r['ins'] for r in rs]):.4f} | "
+            f"{np.mean([r['ins_blur'] for r in rs]):.4f} | {np.mean([r['dele'] for r in rs]):.4f} |"
+        )
 
 
 if __name__ == "__main__":

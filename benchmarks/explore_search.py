@@ -73,7 +73,8 @@ def main() -> None:
                 model.rows = 0
                 t = time.perf_counter()
                 res = SubmodularAttribution(model, search=make_search(spec)).explain(
-                    x, target=s.label, feature_mask=mask, perturbations_per_eval=64)[0]
+                    x, target=s.label, feature_mask=mask, perturbations_per_eval=64
+                )[0]
                 sec = time.perf_counter() - t
                 ev = model.rows
                 ins = float(insertion(model, x, res.attributions, target=s.label, n_steps=50)[0])
@@ -82,13 +83,18 @@ def main() -> None:
                 json.dump(cache, open(a.cache, "w"))
             r = cache[key]
             rows.setdefault(spec, []).append(r)
-            print(f"{s.name} m={m} {spec:40s} evals={r['evals']:6d} sec={r['sec']:6.1f} "
-                  f"ins={r['ins']:.3f} del={r['dele']:.3f}", flush=True)
+            print(
+                f"{s.name} m={m} {spec:40s} evals={r['evals']:6d} sec={r['sec']:6.1f} "
+                f"ins={r['ins']:.3f} del={r['dele']:.3f}",
+                flush=True,
+            )
     print("---- means")
     for spec, rs in rows.items():
         n = len(rs)
-        print(f"{spec:40s} n={n} evals={sum(r['evals'] for r in rs)/n:7.0f} "
-              f"ins={sum(r['ins'] for r in rs)/n:.4f} del={sum(r['dele'] for r in rs)/n:.4f}")
+        print(
+            f"{spec:40s} n={n} evals={sum(r['evals'] for r in rs) / n:7.0f} "
+            f"ins={sum(r['ins'] for r in rs) / n:.4f} del={sum(r['dele'] for r in rs) / n:.4f}"
+        )
 
 
 if __name__ == "__main__":

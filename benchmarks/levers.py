@@ -81,8 +81,14 @@ def main() -> None:
                 target = int(model(x).argmax()) if s.label is None else s.label
             t0 = time.time()
             ig = IntegratedGradients(model).attribute(x, target=target, n_steps=32, internal_batch_size=32)
-            rows = [dict(image=s.name, config="IntegratedGradients", seconds=round(time.time() - t0, 1),
-                         **scores(model, x, ig, target))]
+            rows = [
+                dict(
+                    image=s.name,
+                    config="IntegratedGradients",
+                    seconds=round(time.time() - t0, 1),
+                    **scores(model, x, ig, target),
+                )
+            ]
             for name in args.configs:
                 spec, weights = CONFIGS[name]
                 mask = make_mask(spec, x)
@@ -91,10 +97,15 @@ def main() -> None:
                 (res,) = sa.explain(x, target=target, feature_mask=mask, perturbations_per_eval=16)
                 sec = round(time.time() - t0, 1)
                 plain = res.region_values.float()[torch.searchsorted(res.region_ids, mask)].expand_as(x)
-                base = dict(image=s.name, config=name, m=int(res.region_ids.numel()),
-                            evaluations=int(res.n_evaluations), seconds=sec,
-                            region_ins=_region_area(res.insertion_curve),
-                            region_del=_region_area(res.deletion_curve))
+                base = dict(
+                    image=s.name,
+                    config=name,
+                    m=int(res.region_ids.numel()),
+                    evaluations=int(res.n_evaluations),
+                    seconds=sec,
+                    region_ins=_region_area(res.insertion_curve),
+                    region_del=_region_area(res.deletion_curve),
+                )
                 rows.append(dict(base, map="plain", **scores(model, x, plain, target)))
                 rows.append(dict(base, map="gradient", **scores(model, x, res.attributions, target)))
             for row in rows:

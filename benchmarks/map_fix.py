@@ -42,8 +42,9 @@ OUT = os.path.join("benchmarks", "results", "map_fix.jsonl")
 
 
 def old_gain_map() -> types.FunctionType:
-    source = subprocess.run(["git", "show", f"{OLD}:captum_submodular/maps.py"], check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{OLD}:captum_submodular/maps.py"], check=True, capture_output=True, text=True
+    ).stdout
     module = types.ModuleType("old_maps")
     exec(compile(source, "old_maps.py", "exec"), module.__dict__)  # noqa: S102 - our own file, from git
     return module.gain_map
@@ -51,15 +52,19 @@ def old_gain_map() -> types.FunctionType:
 
 def scores(model: torch.nn.Module, x: torch.Tensor, a: torch.Tensor, target: int) -> dict:
     kw = dict(n_steps=50, perturbations_per_eval=16)
-    return dict(ins=float(insertion(model, x, a, target, **kw)),
-                ins_blur=float(insertion(model, x, a, target, substrate="blur", **kw)),
-                dele=float(deletion(model, x, a, target, **kw)))
+    return dict(
+        ins=float(insertion(model, x, a, target, **kw)),
+        ins_blur=float(insertion(model, x, a, target, substrate="blur", **kw)),
+        dele=float(deletion(model, x, a, target, **kw)),
+    )
 
 
 def recorded_orders() -> dict:
-    rows = [json.loads(line) for p in sorted(glob.glob(os.path.join("benchmarks", "results",
-                                                                    "search_table-part*.jsonl")))
-            for line in open(p, encoding="utf-8")]
+    rows = [
+        json.loads(line)
+        for p in sorted(glob.glob(os.path.join("benchmarks", "results", "search_table-part*.jsonl")))
+        for line in open(p, encoding="utf-8")
+    ]
     return {r["image"]: r for r in rows if r["search"] == "bidirectional" and r["budget"] is None}
 
 
@@ -100,8 +105,9 @@ def run(path: str, check: int) -> None:
             target = int(model(x).argmax())
         assert target == rec_row["target"], s.name
         if n < check:
-            (res,) = SubmodularAttribution(model).explain(x, target=target, feature_mask=mask,
-                                                          perturbations_per_eval=16)
+            (res,) = SubmodularAttribution(model).explain(
+                x, target=target, feature_mask=mask, perturbations_per_eval=16
+            )
             assert res.order.tolist() == rec_row["order"], f"{s.name}: the search no longer gives the recorded order"
         ins, dele, out_scale = curves(model, x, mask, rec_row["order"], target)
         eps = float(torch.finfo(torch.float32).eps)
@@ -115,13 +121,22 @@ def run(path: str, check: int) -> None:
             maps[name] = values
         region_index = torch.searchsorted(ids, mask)
         attr = {k: v.float()[region_index].expand_as(x).clone() for k, v in maps.items()}
-        same_ranking = bool(torch.equal(torch.argsort(maps["new"], stable=True),
-                                        torch.argsort(maps["old"], stable=True)))
-        rec = dict(dataset=dataset, image=s.name, m=len(ids), target=target,
-                   zeros_new=int((maps["new"] == 0).sum()), zeros_old=int((maps["old"] == 0).sum()),
-                   no_effect=int(no_effect(ins, dele, resolution).sum()), same_ranking=same_ranking,
-                   new=scores(model, x, attr["new"], target), old=scores(model, x, attr["old"], target),
-                   recorded=dict(ins=rec_row["ins"], ins_blur=rec_row["ins_blur"], dele=rec_row["dele"]))
+        same_ranking = bool(
+            torch.equal(torch.argsort(maps["new"], stable=True), torch.argsort(maps["old"], stable=True))
+        )
+        rec = dict(
+            dataset=dataset,
+            image=s.name,
+            m=len(ids),
+            target=target,
+            zeros_new=int((maps["new"] == 0).sum()),
+            zeros_old=int((maps["old"] == 0).sum()),
+            no_effect=int(no_effect(ins, dele, resolution).sum()),
+            same_ranking=same_ranking,
+            new=scores(model, x, attr["new"], target),
+            old=scores(model, x, attr["old"], target),
+            recorded=dict(ins=rec_row["ins"], ins_blur=rec_row["ins_blur"], dele=rec_row["dele"]),
+        )
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
         print(json.dumps(rec), flush=True)
@@ -134,14 +149,19 @@ def merge(path: str) -> None:
         if not rs:
             continue
         half = len(rs) // 2
-        print(f"\n{dataset}: {len(rs)} images; same region ranking on {sum(r['same_ranking'] for r in rs)}; "
-              f"regions without effect in all: {sum(r['no_effect'] for r in rs)} of {sum(r['m'] for r in rs)}")
+        print(
+            f"\n{dataset}: {len(rs)} images; same region ranking on {sum(r['same_ranking'] for r in rs)}; "
+            f"regions without effect in all: {sum(r['no_effect'] for r in rs)} of {sum(r['m'] for r in rs)}"
+        )
         gap = max(abs(r["old"][k] - r["recorded"][k]) for r in rs for k in ("ins", "ins_blur", "dele"))
         print(f"old map against the scores recorded with the orders: largest difference {gap:.2e}")
         print("| metric | old map | new map | new − old (mean) | images better / worse | halves |")
         print("|---|---:|---:|---:|---:|---|")
-        for key, label, sign in (("ins", "insertion ↑", 1), ("ins_blur", "blurred insertion ↑", 1),
-                                 ("dele", "deletion ↓", -1)):
+        for key, label, sign in (
+            ("ins", "insertion ↑", 1),
+            ("ins_blur", "blurred insertion ↑", 1),
+            ("dele", "deletion ↓", -1),
+        ):
             old = np.array([r["old"][key] for r in rs])
             new = np.array([r["new"][key] for r in rs])
             d = new - old

@@ -44,16 +44,28 @@ def main() -> None:
         for spec in args.searches:
             attributor = SubmodularAttribution(loaded.model, search=make_search(spec))
             start = time.perf_counter()
-            (res,) = attributor.explain(x, target=sample.label, feature_mask=mask,
-                                        perturbations_per_eval=args.batch)
+            (res,) = attributor.explain(x, target=sample.label, feature_mask=mask, perturbations_per_eval=args.batch)
             seconds = time.perf_counter() - start
-            ins = insertion(loaded.model, x, res.attributions, target=sample.label,
-                            perturbations_per_eval=args.batch).item()
-            dele = deletion(loaded.model, x, res.attributions, target=sample.label,
-                            perturbations_per_eval=args.batch).item()
-            print(json.dumps(dict(image=sample.name, m=int(res.region_ids.numel()), search=spec,
-                                  evals=res.n_evaluations, sec=round(seconds, 1),
-                                  ins=round(ins, 4), dele=round(dele, 4))), flush=True)
+            ins = insertion(
+                loaded.model, x, res.attributions, target=sample.label, perturbations_per_eval=args.batch
+            ).item()
+            dele = deletion(
+                loaded.model, x, res.attributions, target=sample.label, perturbations_per_eval=args.batch
+            ).item()
+            print(
+                json.dumps(
+                    dict(
+                        image=sample.name,
+                        m=int(res.region_ids.numel()),
+                        search=spec,
+                        evals=res.n_evaluations,
+                        sec=round(seconds, 1),
+                        ins=round(ins, 4),
+                        dele=round(dele, 4),
+                    )
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -72,13 +72,20 @@ def run_shard(args: argparse.Namespace) -> None:
             (res,) = sa.explain(x, target=target, feature_mask=mask, perturbations_per_eval=16)
             sec = time.perf_counter() - t
             a = res.attributions
-            rec = dict(dataset=dataset, image=s.name, m=int(res.region_ids.numel()), search=name, budget=budget,
-                       target=target, evals=res.n_evaluations, sec=round(sec, 1),
-                       ins=float(insertion(model, x, a, target, n_steps=50, perturbations_per_eval=16)),
-                       ins_blur=float(insertion(model, x, a, target, n_steps=50, substrate="blur",
-                                                perturbations_per_eval=16)),
-                       dele=float(deletion(model, x, a, target, n_steps=50, perturbations_per_eval=16)),
-                       order=res.order.tolist())
+            rec = dict(
+                dataset=dataset,
+                image=s.name,
+                m=int(res.region_ids.numel()),
+                search=name,
+                budget=budget,
+                target=target,
+                evals=res.n_evaluations,
+                sec=round(sec, 1),
+                ins=float(insertion(model, x, a, target, n_steps=50, perturbations_per_eval=16)),
+                ins_blur=float(insertion(model, x, a, target, n_steps=50, substrate="blur", perturbations_per_eval=16)),
+                dele=float(deletion(model, x, a, target, n_steps=50, perturbations_per_eval=16)),
+                order=res.order.tolist(),
+            )
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(rec) + "\n")
             print(json.dumps({k: v for k, v in rec.items() if k != "order"}), flush=True)
@@ -101,9 +108,12 @@ def merge(args: argparse.Namespace) -> None:
         rs = [r for r in main_rows if r["dataset"] == dataset]
         by = {(r["image"], r["search"]): r for r in rs}
         images = sorted(i for i in {r["image"] for r in rs} if all((i, n) in by for n in core))
-        lines += [f"### {dataset}: {len(images)} images with {', '.join(core)}", "",
-                  "| search | images | evaluations (mean, max) | insertion ↑ | blur insertion ↑ | deletion ↓ |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"### {dataset}: {len(images)} images with {', '.join(core)}",
+            "",
+            "| search | images | evaluations (mean, max) | insertion ↑ | blur insertion ↑ | deletion ↓ |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for n in SEARCHES:
             imgs = [i for i in images if (i, n) in by]
             if not imgs:
@@ -111,10 +121,15 @@ def merge(args: argparse.Namespace) -> None:
             e = [by[i, n]["evals"] for i in imgs]
             cells = [f"{np.mean([by[i, n][k] for i in imgs]):.3f}" for k, _, _ in metrics]
             lines.append(f"| {n} | {len(imgs)} | {np.mean(e):.0f}, {max(e)} | " + " | ".join(cells) + " |")
-        lines += ["", f"refined against each other search ({dataset}, on the images both ran): mean difference "
-                      "(refined better on / images; sign of the mean difference on the first and the second half "
-                      "of those images, sorted by name)", "",
-                  "| against | images | " + " | ".join(lbl for _, lbl, _ in metrics) + " |", "|---|---:|---|---|---|"]
+        lines += [
+            "",
+            f"refined against each other search ({dataset}, on the images both ran): mean difference "
+            "(refined better on / images; sign of the mean difference on the first and the second half "
+            "of those images, sorted by name)",
+            "",
+            "| against | images | " + " | ".join(lbl for _, lbl, _ in metrics) + " |",
+            "|---|---:|---|---|---|",
+        ]
         for n in SEARCHES:
             imgs = [i for i in images if (i, n) in by]
             if n == "refined" or not imgs:
@@ -158,8 +173,10 @@ def budget_plot(args: argparse.Namespace, rows: list) -> None:
             rs = [r for r in rows if r["search"] == name and r["budget"] == budget and r["image"] in images]
             if len(rs) != len(images):
                 continue
-            pts.append((np.mean([r["evals"] for r in rs]),) + tuple(np.mean([r[k] for r in rs])
-                                                               for k in ("ins", "ins_blur", "dele")))
+            pts.append(
+                (np.mean([r["evals"] for r in rs]),)
+                + tuple(np.mean([r[k] for r in rs]) for k in ("ins", "ins_blur", "dele"))
+            )
         pts = np.array(sorted(pts))
         summary[name] = pts.tolist()
         for ax, j, label in zip(axes, (1, 2, 3), ("insertion ↑", "blur insertion ↑", "deletion ↓")):
@@ -168,8 +185,11 @@ def budget_plot(args: argparse.Namespace, rows: list) -> None:
             ax.set_xlabel("model evaluations per image (mean)")
             ax.set_title(label)
     axes[0].legend()
-    fig.suptitle(f"Quality against budget (max_evaluations), EfficientNet-Lite0, SLIC 49, {len(images)} images: "
-                 + ", ".join(images), fontsize=9)
+    fig.suptitle(
+        f"Quality against budget (max_evaluations), EfficientNet-Lite0, SLIC 49, {len(images)} images: "
+        + ", ".join(images),
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, f"{args.tag}-budget.png"), dpi=110)
     with open(os.path.join(args.out, f"{args.tag}-budget.json"), "w", encoding="utf-8") as fh:

@@ -50,8 +50,7 @@ from captum_submodular.models import load_model
 from captum_submodular.search import DEFAULT_SEARCH
 
 #: The columns of the table.
-TABLE_METRICS = ("insertion", "insertion_blur", "deletion", "deletion_lerf", "road_morf", "road_lerf",
-                 "road_combined")
+TABLE_METRICS = ("insertion", "insertion_blur", "deletion", "deletion_lerf", "road_morf", "road_lerf", "road_combined")
 
 FIGURE_IMAGES = ("imagenet_00", "imagenet_04", "imagenet_17")
 
@@ -69,11 +68,20 @@ def run_shard(args: argparse.Namespace) -> None:
     samples = _samples(args.dataset)[index::count][: args.limit]
     x = torch.stack([lm.preprocess(s.image) for s in samples])
     include = [m for m in STANDARD_METHODS if m not in args.skip]
-    methods = standard_methods(model, include=include, n_segments=args.regions, search=args.search,
-                               perturbations_per_eval=args.ppe)
+    methods = standard_methods(
+        model, include=include, n_segments=args.regions, search=args.search, perturbations_per_eval=args.ppe
+    )
     t0 = time.time()
-    result = compare(model, x, None, methods, metrics=TABLE_METRICS,
-                     n_steps=50, names=[s.name for s in samples], show_progress=not args.no_progress)
+    result = compare(
+        model,
+        x,
+        None,
+        methods,
+        metrics=TABLE_METRICS,
+        n_steps=50,
+        names=[s.name for s in samples],
+        show_progress=not args.no_progress,
+    )
     # The searches' own curves: region mode on each submodular method's mask.
     region = {}
     for m in methods:
@@ -85,9 +93,13 @@ def run_shard(args: argparse.Namespace) -> None:
             mask = m.call_kwargs(i, xi)["feature_mask"]
             a = result.maps[m.name][i : i + 1]
             t = result.targets[i]
-            rows.append({"regions": int(torch.unique(mask).numel()),
-                         "insertion": float(insertion(model, xi, a, t, feature_mask=mask)),
-                         "deletion": float(deletion(model, xi, a, t, feature_mask=mask))})
+            rows.append(
+                {
+                    "regions": int(torch.unique(mask).numel()),
+                    "insertion": float(insertion(model, xi, a, t, feature_mask=mask)),
+                    "deletion": float(deletion(model, xi, a, t, feature_mask=mask)),
+                }
+            )
         region[m.name] = rows
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"{args.dataset}-part{index}of{count}")
@@ -100,8 +112,11 @@ def run_shard(args: argparse.Namespace) -> None:
 
 def merge(args: argparse.Namespace) -> None:
     lm = load_model()
-    stems = sorted(p[: -len(".json")] for p in glob.glob(os.path.join(args.out, f"{args.dataset}-part*of*.json"))
-                   if not p.endswith("-region.json"))
+    stems = sorted(
+        p[: -len(".json")]
+        for p in glob.glob(os.path.join(args.out, f"{args.dataset}-part*of*.json"))
+        if not p.endswith("-region.json")
+    )
     if not stems:
         raise SystemExit(f"no shards under {args.out}; run with --shard first")
     parts = []
@@ -116,15 +131,28 @@ def merge(args: argparse.Namespace) -> None:
                 region.setdefault(name, []).extend(rows)
     result = Comparison.concat(parts)
     table = result.table()
-    lines = [table, "", "Search's own region-level curves (region mode, each method's mask):", "",
-             "| method | regions | region insertion ↑ | region deletion ↓ |", "|---|---:|---:|---:|"]
+    lines = [
+        table,
+        "",
+        "Search's own region-level curves (region mode, each method's mask):",
+        "",
+        "| method | regions | region insertion ↑ | region deletion ↓ |",
+        "|---|---:|---:|---:|",
+    ]
     for name, rows in region.items():
         r = np.array([[row["regions"], row["insertion"], row["deletion"]] for row in rows])
-        lines.append(f"| {name} | {r[:, 0].mean():.1f} | {r[:, 1].mean():.3f} ± {r[:, 1].std(ddof=1):.3f} | "
-                     f"{r[:, 2].mean():.3f} ± {r[:, 2].std(ddof=1):.3f} |")
+        lines.append(
+            f"| {name} | {r[:, 0].mean():.1f} | {r[:, 1].mean():.3f} ± {r[:, 1].std(ddof=1):.3f} | "
+            f"{r[:, 2].mean():.3f} ± {r[:, 2].std(ddof=1):.3f} |"
+        )
     # Rank of every method per metric (1 = best) and margins of ours.
-    lines += ["", "Rank of each method under each metric (1 = best mean):", "",
-              "| method | " + " | ".join(result.metrics) + " |", "|---|" + "---:|" * len(result.metrics)]
+    lines += [
+        "",
+        "Rank of each method under each metric (1 = best mean):",
+        "",
+        "| method | " + " | ".join(result.metrics) + " |",
+        "|---|" + "---:|" * len(result.metrics),
+    ]
     ranks = {}
     for metric in result.metrics:
         higher = METRICS[metric].higher_is_better
@@ -150,18 +178,30 @@ def merge(args: argparse.Namespace) -> None:
         others = {n: v for n, v in means.items() if n != "ours"}
         best = max(others, key=others.get) if higher else min(others, key=others.get)
         margin = (means["ours"] - others[best]) * (1 if higher else -1)
-        wins = int(sum((result.values["ours"][metric] >= result.values[best][metric]) if higher else
-                       (result.values["ours"][metric] <= result.values[best][metric])))
-        lines.append(f"- {metric}: ours {means['ours']:.3f}, best other {best} {others[best]:.3f}, "
-                     f"margin {margin:+.3f}; ours at least as good on {wins}/{result.n_examples} images")
+        wins = int(
+            sum(
+                (result.values["ours"][metric] >= result.values[best][metric])
+                if higher
+                else (result.values["ours"][metric] <= result.values[best][metric])
+            )
+        )
+        lines.append(
+            f"- {metric}: ours {means['ours']:.3f}, best other {best} {others[best]:.3f}, "
+            f"margin {margin:+.3f}; ours at least as good on {wins}/{result.n_examples} images"
+        )
     # Paired: ours against each other method, per image; the signs on the two halves of the
     # images (sorted by name) tell a difference from noise.
     order = np.argsort(result.names)
-    halves = (order[: len(order) // 2], order[len(order) // 2:])
-    lines += ["", "Paired, ours minus each method (sign-corrected: positive = ours better); "
-              "images where ours is at least as good; signs on the two halves of the images by name "
-              "(`flips` = within noise):", "",
-              "| against | " + " | ".join(result.metrics) + " |", "|---|" + "---|" * len(result.metrics)]
+    halves = (order[: len(order) // 2], order[len(order) // 2 :])
+    lines += [
+        "",
+        "Paired, ours minus each method (sign-corrected: positive = ours better); "
+        "images where ours is at least as good; signs on the two halves of the images by name "
+        "(`flips` = within noise):",
+        "",
+        "| against | " + " | ".join(result.metrics) + " |",
+        "|---|" + "---|" * len(result.metrics),
+    ]
     for n in result.methods:
         if n == "ours":
             continue
@@ -170,8 +210,11 @@ def merge(args: argparse.Namespace) -> None:
             sign = 1.0 if METRICS[metric].higher_is_better else -1.0
             d = sign * (np.asarray(result.values["ours"][metric]) - np.asarray(result.values[n][metric]))
             h = ["+" if d[idx].mean() > 0 else "−" for idx in halves]
-            cells.append(f"{d.mean():+.3f} ({int((d >= 0).sum())}/{d.size}; {h[0]}/{h[1]}"
-                         + (", flips" if h[0] != h[1] else "") + ")")
+            cells.append(
+                f"{d.mean():+.3f} ({int((d >= 0).sum())}/{d.size}; {h[0]}/{h[1]}"
+                + (", flips" if h[0] != h[1] else "")
+                + ")"
+            )
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)
@@ -180,11 +223,15 @@ def merge(args: argparse.Namespace) -> None:
     result.to_json(os.path.join(args.out, f"{args.dataset}-results.json"))
     result.to_csv(os.path.join(args.out, f"{args.dataset}-results.csv"))
     picks = [i for i, n in enumerate(result.names) if n in FIGURE_IMAGES] or [0, 1, 2][: result.n_examples]
-    result.figure(os.path.join(args.out, f"{args.dataset}-figure.png"), examples=picks,
-                  to_display=lm.to_display, class_names=lm.class_names,
-                  title=f"EfficientNet-Lite0, {result.n_examples} images: ours = the default search "
-                        f"({DEFAULT_SEARCH}, LiMA's two-sided search with the published weights)"
-                        + ("" if "published" in result.methods else "; refined and phasewin = the other searches"))
+    result.figure(
+        os.path.join(args.out, f"{args.dataset}-figure.png"),
+        examples=picks,
+        to_display=lm.to_display,
+        class_names=lm.class_names,
+        title=f"EfficientNet-Lite0, {result.n_examples} images: ours = the default search "
+        f"({DEFAULT_SEARCH}, LiMA's two-sided search with the published weights)"
+        + ("" if "published" in result.methods else "; refined and phasewin = the other searches"),
+    )
 
 
 def main() -> None:
@@ -195,9 +242,13 @@ def main() -> None:
     ap.add_argument("--regions", type=int, default=49, help="SLIC regions of ours and the region baselines")
     ap.add_argument("--search", default=DEFAULT_SEARCH, help="search of the `ours` row (default: the package's)")
     ap.add_argument("--limit", type=int, default=None, help="at most this many images per shard")
-    ap.add_argument("--skip", nargs="*", default=["published"],
-                    help="line-up rows to leave out (default: published, which is ours while the default search "
-                         "is the two-sided one with the published weights on the same 49-region mask)")
+    ap.add_argument(
+        "--skip",
+        nargs="*",
+        default=["published"],
+        help="line-up rows to leave out (default: published, which is ours while the default search "
+        "is the two-sided one with the published weights on the same 49-region mask)",
+    )
     ap.add_argument("--ppe", type=int, default=16, help="perturbations_per_eval (16 is fastest on this CPU)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join("outputs", "side_by_side"))

@@ -37,6 +37,7 @@ def __getattr__(name: str) -> Any:
         return getattr(dataset, name)
     raise AttributeError(f"module 'captum_submodular' has no attribute {name!r}")
 
+
 __version__ = "0.2.0"
 
 __all__ = [

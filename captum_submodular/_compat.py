@@ -60,8 +60,10 @@ def llm_forward_parameters() -> Tuple[Tuple[str, Any], ...]:
 
     params = list(inspect.signature(LLMAttribution._forward_func).parameters.values())
     if [p.name for p in params[:2]] != ["self", "perturbed_tensor"]:
-        raise RuntimeError("Captum's LLMAttribution._forward_func no longer starts with (self, perturbed_tensor); "
-                           "captum_submodular.text needs an update for this Captum version")
+        raise RuntimeError(
+            "Captum's LLMAttribution._forward_func no longer starts with (self, perturbed_tensor); "
+            "captum_submodular.text needs an update for this Captum version"
+        )
     return tuple((p.name, p.default) for p in params[2:])
 
 
@@ -76,11 +78,14 @@ def llm_forward_args(inp: Any, target_tokens: torch.Tensor, options: Dict[str, A
     names = [n for n, _ in params]
     unknown = sorted(set(options) - set(names[2:]))
     if unknown:
-        raise TypeError(f"attribute() got unexpected keyword arguments {unknown}; Captum's LLM forward takes "
-                        f"{names[2:]}")
+        raise TypeError(
+            f"attribute() got unexpected keyword arguments {unknown}; Captum's LLM forward takes {names[2:]}"
+        )
     if names[:2] != ["inp", "target_tokens"]:
-        raise RuntimeError(f"Captum's LLMAttribution._forward_func takes {names}, not (inp, target_tokens, ...); "
-                           "captum_submodular.text needs an update for this Captum version")
+        raise RuntimeError(
+            f"Captum's LLMAttribution._forward_func takes {names}, not (inp, target_tokens, ...); "
+            "captum_submodular.text needs an update for this Captum version"
+        )
     out: List[Any] = [inp, target_tokens]
     for name, default in params[2:]:
         if name in options:

@@ -35,7 +35,6 @@ def _check_finite(values: Tensor, where: str) -> None:
     check_finite_output(values, where)
 
 
-
 def _row_keys(rows: Tensor) -> List[bytes]:
     packed = np.packbits(rows.cpu().numpy(), axis=1)
     return [r.tobytes() for r in packed]
@@ -78,8 +77,16 @@ class Example:
 class Evaluator:
     """Evaluates composed inputs for many examples in shared, bounded model calls."""
 
-    def __init__(self, owner: Any, examples: List[Example], add_args: Any,
-                 n: int, batch: int, show_progress: Optional[bool], auto_threshold: int = 256) -> None:
+    def __init__(
+        self,
+        owner: Any,
+        examples: List[Example],
+        add_args: Any,
+        n: int,
+        batch: int,
+        show_progress: Optional[bool],
+        auto_threshold: int = 256,
+    ) -> None:
         self.owner = owner
         self.examples = examples
         self.add_args = add_args
@@ -198,8 +205,7 @@ class Evaluator:
             p, _ = target_scores(out, (e.target,), self.owner.output_type)
             if not p.requires_grad:
                 raise ValueError(
-                    f"{what}, but its score does not depend on the inputs through autograd; "
-                    f"use within_region=None"
+                    f"{what}, but its score does not depend on the inputs through autograd; use within_region=None"
                 )
             grads = torch.autograd.grad(p.sum(), xs, allow_unused=True)
         self._count(e, 1)
@@ -344,8 +350,7 @@ class Evaluator:
             return emb(*e.compose(torch.full((1, e.m), keep, dtype=torch.bool)))
 
     @staticmethod
-    def _blame_baseline(err: NonFiniteOutputError, examples: List[Example], what: str,
-                        on_row: Any) -> None:
+    def _blame_baseline(err: NonFiniteOutputError, examples: List[Example], what: str, on_row: Any) -> None:
         """Re-raise ``err``, naming ``baselines`` when the unperturbed input gives a finite output
         (a fresh call) and the failing inputs hold baseline values: "on the baseline itself" when
         the baseline input alone (every region removed) fails too.  At most two more calls, only

@@ -112,8 +112,7 @@ def check_inputs(inputs: Any, name: str = "inputs") -> Tuple[Tuple[Tensor, ...],
     tensors = inputs if is_tuple else (inputs,)
     if len(tensors) == 0 or not all(isinstance(t, Tensor) for t in tensors):
         raise ValueError(
-            f"{name} must be a tensor of shape N x ... or a tuple of such tensors; "
-            f"got {_describe(inputs)}"
+            f"{name} must be a tensor of shape N x ... or a tuple of such tensors; got {_describe(inputs)}"
         )
     for t in tensors:
         if t.dim() < 2:
@@ -126,8 +125,7 @@ def check_inputs(inputs: Any, name: str = "inputs") -> Tuple[Tuple[Tensor, ...],
     n = tensors[0].shape[0]
     if any(t.shape[0] != n for t in tensors):
         raise ValueError(
-            f"{name}: all tensors of the tuple must have the same batch size; got "
-            f"{[tuple(t.shape) for t in tensors]}"
+            f"{name}: all tensors of the tuple must have the same batch size; got {[tuple(t.shape) for t in tensors]}"
         )
     if n == 0:
         raise ValueError(f"{name}: empty batch (N = 0); expected at least one example")
@@ -161,16 +159,13 @@ def check_attributions(attributions: Any, inputs: Tuple[Tensor, ...]) -> Tuple[T
         )
     out = []
     for a, x in zip(attrs, inputs):
-        ok = tuple(a.shape) == tuple(x.shape) or (
-            x.dim() >= 3 and tuple(a.shape) == (x.shape[0], 1, *x.shape[2:])
-        )
+        ok = tuple(a.shape) == tuple(x.shape) or (x.dim() >= 3 and tuple(a.shape) == (x.shape[0], 1, *x.shape[2:]))
         if not ok:
             extra = ""
             if x.dim() >= 3:
                 extra = f" or {(x.shape[0], 1, *x.shape[2:])}"
             raise ValueError(
-                "attributions must have the same shape as inputs "
-                f"{tuple(x.shape)}{extra}; got {tuple(a.shape)}"
+                f"attributions must have the same shape as inputs {tuple(x.shape)}{extra}; got {tuple(a.shape)}"
             )
         if a.is_complex():
             raise ValueError(f"attributions must be real; got dtype {a.dtype}")
@@ -179,9 +174,7 @@ def check_attributions(attributions: Any, inputs: Tuple[Tensor, ...]) -> Tuple[T
             a = a.float()
         if not bool(torch.isfinite(a).all()):
             bad = "NaN" if bool(torch.isnan(a).any()) else "inf"
-            raise ValueError(
-                f"attributions contain {bad}; a metric needs finite values to rank the elements"
-            )
+            raise ValueError(f"attributions contain {bad}; a metric needs finite values to rank the elements")
         out.append(a.to(x.device))
     return tuple(out)
 
@@ -201,11 +194,8 @@ def check_real(value: Any, name: str, allow_none: bool = True) -> Optional[float
         return None
     if isinstance(value, Tensor) and value.numel() == 1 and not value.is_complex() and value.dtype != torch.bool:
         value = value.item()
-    if (not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_))
-            or not math.isfinite(float(value))):
-        raise ValueError(
-            f"{name} must be {'None or ' if allow_none else ''}a finite number; got {value!r}"
-        )
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be {'None or ' if allow_none else ''}a finite number; got {value!r}")
     return float(value)
 
 
@@ -269,9 +259,7 @@ def _baseline_tensor(b: Tensor, x: Tensor, j: int) -> Tensor:
         raise ValueError(f"{where} contain {bad}; baselines must be finite")
     b = _example_or_batch(b, x, where, "a number or a tensor")
     if b.shape[0] not in (1, x.shape[0]):
-        raise ValueError(
-            f"{where} has shape {tuple(b.shape)}: its batch axis must be 1 or N = {x.shape[0]}"
-        )
+        raise ValueError(f"{where} has shape {tuple(b.shape)}: its batch axis must be 1 or N = {x.shape[0]}")
     if x.dtype == torch.bool:
         if b.dtype != torch.bool and not bool(((b == 0) | (b == 1)).all()):
             raise ValueError(f"{where} must hold only 0/1 (False/True) for bool inputs")
@@ -304,17 +292,19 @@ def check_baselines(baselines: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor,
         bl: Tuple[Any, ...] = (0,) * len(inputs)
     elif isinstance(baselines, tuple):
         bl = baselines
-        if (len(bl) != len(inputs) and len(inputs) == 1 and len(bl) == inputs[0].dim() - 1
-                and all(_is_int(v) for v in bl)):
+        if (
+            len(bl) != len(inputs)
+            and len(inputs) == 1
+            and len(bl) == inputs[0].dim() - 1
+            and all(_is_int(v) for v in bl)
+        ):
             raise ValueError(
                 f"`baselines` got {baselines!r}, which looks like Occlusion's positional "
                 "`sliding_window_shapes`; SubmodularAttribution.attribute takes `baselines` second, "
                 "so pass the window by keyword: `sliding_window_shapes=...`."
             )
         if len(bl) != len(inputs):
-            raise ValueError(
-                f"baselines must have one entry per input tensor ({len(inputs)}); got {len(bl)}"
-            )
+            raise ValueError(f"baselines must have one entry per input tensor ({len(inputs)}); got {len(bl)}")
     else:
         if len(inputs) != 1:
             raise ValueError(
@@ -335,9 +325,7 @@ def check_baselines(baselines: Any, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor,
 # --------------------------------------------------------------------------- masks
 
 
-def check_feature_mask(
-    feature_mask: Any, inputs: Tuple[Tensor, ...]
-) -> Optional[Tuple[Tensor, ...]]:
+def check_feature_mask(feature_mask: Any, inputs: Tuple[Tensor, ...]) -> Optional[Tuple[Tensor, ...]]:
     """Integer mask(s) broadcastable to the inputs → one per input with the input's axes.
 
     Forms: a tensor (or a tuple, one per input tensor) broadcastable to one example or to
@@ -349,9 +337,7 @@ def check_feature_mask(
     _refuse_list(feature_mask, "feature_mask")
     masks = feature_mask if isinstance(feature_mask, tuple) else (feature_mask,)
     if len(masks) != len(inputs):
-        raise ValueError(
-            f"feature_mask must have one mask per input tensor ({len(inputs)}); got {len(masks)}"
-        )
+        raise ValueError(f"feature_mask must have one mask per input tensor ({len(inputs)}); got {len(masks)}")
     out = []
     for j, (m, x) in enumerate(zip(masks, inputs)):
         where = "feature_mask" if len(inputs) == 1 else f"feature_mask[{j}]"
@@ -360,9 +346,7 @@ def check_feature_mask(
         if m.is_floating_point() or m.is_complex() or m.dtype == torch.bool:
             raise ValueError(f"{where} must be an integer tensor of region ids; got dtype {m.dtype}")
         if m.dim() > x.dim():
-            raise ValueError(
-                f"{where} has shape {tuple(m.shape)}, more axes than the input {tuple(x.shape)}"
-            )
+            raise ValueError(f"{where} has shape {tuple(m.shape)}, more axes than the input {tuple(x.shape)}")
         m = m.detach().reshape((1,) * (x.dim() - m.dim()) + tuple(m.shape))
         if m.shape[0] not in (1, x.shape[0]) or not broadcasts_to(m.shape[1:], x.shape[1:]):
             raise ValueError(
@@ -376,8 +360,7 @@ def check_feature_mask(
 def _int_tuple(value: Any, name: str, length: int) -> Tuple[int, ...]:
     if not isinstance(value, tuple) or len(value) != length or not all(_is_int(v) and v >= 1 for v in value):
         raise ValueError(
-            f"{name} must be a tuple of {length} integer(s) >= 1, one per axis after the batch "
-            f"axis; got {value!r}"
+            f"{name} must be a tuple of {length} integer(s) >= 1, one per axis after the batch axis; got {value!r}"
         )
     return tuple(int(v) for v in value)
 
@@ -404,8 +387,13 @@ def check_windows(
     win = tuple(_int_tuple(w, "sliding_window_shapes", x.dim() - 1) for w, x in zip(windows, inputs))
     if strides is None:
         return win, (None,) * len(inputs)
-    if many and isinstance(strides, tuple) and len(strides) == len(inputs) and all(
-            isinstance(s, tuple) or _is_int(s) for s in strides) and any(isinstance(s, tuple) for s in strides):
+    if (
+        many
+        and isinstance(strides, tuple)
+        and len(strides) == len(inputs)
+        and all(isinstance(s, tuple) or _is_int(s) for s in strides)
+        and any(isinstance(s, tuple) for s in strides)
+    ):
         per = strides
     else:
         per = (strides,) * len(inputs)
@@ -422,19 +410,14 @@ def check_windows(
 
 NormTarget = Union[None, int, Tuple[int, ...], Tensor, List[Tuple[int, ...]]]
 
-_TARGET_FORMS = (
-    "None, an int, a tuple of ints, an integer tensor of 1 or N values, or a list of N ints "
-    "or N tuples"
-)
+_TARGET_FORMS = "None, an int, a tuple of ints, an integer tensor of 1 or N values, or a list of N ints or N tuples"
 
 
 def _index(value: Any, name: str) -> int:
     if isinstance(value, Tensor) and value.numel() == 1 and _is_integer_dtype(value.dtype):
         value = value.item()
     if not _is_int(value):
-        raise ValueError(
-            f"{name} must hold integer class indices ({_TARGET_FORMS}); got {_describe(value)}"
-        )
+        raise ValueError(f"{name} must hold integer class indices ({_TARGET_FORMS}); got {_describe(value)}")
     if not -_INDEX_LIMIT <= int(value) < _INDEX_LIMIT:
         raise ValueError(f"{name} {value} is out of range for a class index")
     return int(value)
@@ -503,8 +486,9 @@ def _resolve_index(t: Tuple[int, ...], shape: Tuple[int, ...], name: str) -> Tup
     return tuple(out)
 
 
-def resolve_targets(targets: Sequence[Tuple[int, ...]], example_shape: Sequence[int],
-                    name: str = "target") -> List[Tuple[int, ...]]:
+def resolve_targets(
+    targets: Sequence[Tuple[int, ...]], example_shape: Sequence[int], name: str = "target"
+) -> List[Tuple[int, ...]]:
     """Per-example index tuples checked against the output's per-example shape, negatives
     resolved (``-1`` → ``C − 1``).  Called at the first forward."""
     shape = tuple(int(s) for s in example_shape)
@@ -525,8 +509,7 @@ def resolve_target(target: NormTarget, output: Tensor, name: str = "target") -> 
     if isinstance(target, Tensor):
         if output.dim() != 2:
             raise ValueError(
-                f"a per-example {name} needs a 2-D model output (N x classes); got shape "
-                f"{tuple(output.shape)}"
+                f"a per-example {name} needs a 2-D model output (N x classes); got shape {tuple(output.shape)}"
             )
         size = shape[0]
         bad = (target < -size) | (target >= size)
@@ -544,8 +527,7 @@ def check_class_list(value: Any, n: int, name: str) -> List[int]:
     norm = check_target(value, n, name)
     if norm is None or isinstance(norm, (tuple, list)):
         raise ValueError(
-            f"{name} must be an int, a list of {n} ints or an integer tensor of {n} values; "
-            f"got {_describe(value)}"
+            f"{name} must be an int, a list of {n} ints or an integer tensor of {n} values; got {_describe(value)}"
         )
     return [norm] * n if isinstance(norm, int) else [int(v) for v in norm.tolist()]
 
@@ -594,18 +576,17 @@ def as_output(out: Any, rows: int, name: str = "forward_func") -> Tensor:
     if not isinstance(out, Tensor):
         hint = ""
         if isinstance(out, (tuple, list)):
-            hint = (f" of {len(out)} element(s); if the scores are its first element, pass "
-                    f"`lambda *args: model(*args)[0]`")
+            hint = (
+                f" of {len(out)} element(s); if the scores are its first element, pass `lambda *args: model(*args)[0]`"
+            )
         raise ValueError(
-            f"{name} must return a tensor with one row per input row ({rows}); got "
-            f"{type(out).__name__}{hint}"
+            f"{name} must return a tensor with one row per input row ({rows}); got {type(out).__name__}{hint}"
         )
     if out.is_complex():
         raise ValueError(f"{name} must return a real tensor; got dtype {out.dtype}")
     if out.dim() == 0 or out.shape[0] != rows:
         raise ValueError(
-            f"{name} must return one output row per input row: got shape {tuple(out.shape)} "
-            f"for {rows} input row(s)"
+            f"{name} must return one output row per input row: got shape {tuple(out.shape)} for {rows} input row(s)"
         )
     return out
 

@@ -128,8 +128,13 @@ def find_modules(*objects: Any, depth: int = 3) -> List[nn.Module]:
     return found
 
 
-_MODE_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
-                   nn.modules.dropout._DropoutNd, nn.RNNBase, nn.MultiheadAttention)
+_MODE_DEPENDENT = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.modules.dropout._DropoutNd,
+    nn.RNNBase,
+    nn.MultiheadAttention,
+)
 
 
 def mode_dependent(module: nn.Module) -> bool:
@@ -156,8 +161,9 @@ def _same(a: Tensor, b: Tensor) -> bool:
 
 
 @contextmanager
-def model_guard(*forward_funcs: Any, train_mode: str = "warn", caller: str = "forward_func",
-                hint: str = "") -> Iterator[None]:
+def model_guard(
+    *forward_funcs: Any, train_mode: str = "warn", caller: str = "forward_func", hint: str = ""
+) -> Iterator[None]:
     """Evaluate the modules behind ``forward_funcs`` in eval mode; restore modes and buffers.
 
     ``train_mode="error"`` raises ``ValueError`` (before any model call) when a module is
@@ -190,8 +196,12 @@ def model_guard(*forward_funcs: Any, train_mode: str = "warn", caller: str = "fo
             stacklevel=4,
         )
     flags: List[Tuple[nn.Module, bool]] = [(m, m.training) for m in modules]
-    saved = [(m, name, buf, buf.detach().clone())
-             for m in modules for name, buf in m.named_buffers(recurse=False) if buf is not None]
+    saved = [
+        (m, name, buf, buf.detach().clone())
+        for m in modules
+        for name, buf in m.named_buffers(recurse=False)
+        if buf is not None
+    ]
     try:
         for m in modules:
             m.training = False

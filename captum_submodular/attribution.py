@@ -32,8 +32,14 @@ from .objective import OUTPUT_TYPES, ObjectiveWeights, effectiveness, objective_
 from .regions import default_mask, window_grid_mask
 from .search import DEFAULT_SEARCH, SearchStrategy, get_search, minimum_evaluations
 
-__all__ = ["SubmodularAttribution", "SubmodularResult", "NonFiniteOutputError", "ATTRIBUTION_MAPS",
-           "auto_perturbations_per_eval", "AUTO_PROGRESS_EVALUATIONS"]
+__all__ = [
+    "SubmodularAttribution",
+    "SubmodularResult",
+    "NonFiniteOutputError",
+    "ATTRIBUTION_MAPS",
+    "auto_perturbations_per_eval",
+    "AUTO_PROGRESS_EVALUATIONS",
+]
 
 #: Composed-input memory one automatic model call may use (``perturbations_per_eval=None``).
 AUTO_BATCH_BYTES = 64 * 2**20
@@ -57,6 +63,7 @@ def auto_perturbations_per_eval(inputs: Union[Tensor, Tuple[Tensor, ...]]) -> in
     cap = AUTO_BATCH_CPU if xs[0].device.type == "cpu" else AUTO_BATCH_ACCELERATOR
     return int(max(1, min(cap, AUTO_BATCH_BYTES // max(1, row))))
 
+
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
 
 
@@ -68,6 +75,7 @@ def map_dtype(input_dtype: torch.dtype) -> torch.dtype:
     or bool inputs have no fractional values at all.
     """
     return input_dtype if input_dtype in (torch.float32, torch.float64) else torch.float32
+
 
 @dataclass
 class SubmodularResult:
@@ -280,7 +288,8 @@ class SubmodularAttribution(PerturbationAttribution):
             raise ValueError(f"`within_region` must be one of {WITHIN_REGION}, got {within_region!r}.")
         self.within_region = within_region
         if max_evaluations is not None and (
-            isinstance(max_evaluations, bool) or not isinstance(max_evaluations, (int, np.integer))
+            isinstance(max_evaluations, bool)
+            or not isinstance(max_evaluations, (int, np.integer))
             or max_evaluations < 1
         ):
             raise ValueError(f"`max_evaluations` must be None or an int ≥ 1, got {max_evaluations!r}.")
@@ -296,8 +305,11 @@ class SubmodularAttribution(PerturbationAttribution):
 
     def minimum_evaluations(self, m: int) -> int:
         """Smallest ``max_evaluations`` for an example with ``m`` regions."""
-        return (minimum_evaluations(m) + (m if self.weights.effectiveness != 0 else 0)
-                + (1 if self.within_region == "gradient" else 0))
+        return (
+            minimum_evaluations(m)
+            + (m if self.weights.effectiveness != 0 else 0)
+            + (1 if self.within_region == "gradient" else 0)
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -366,13 +378,17 @@ class SubmodularAttribution(PerturbationAttribution):
             Same shapes as ``inputs``.
         """
         results, was_tuple = self._explain(
-            inputs, baselines, target, additional_forward_args, feature_mask,
-            perturbations_per_eval, show_progress, **kwargs,
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            perturbations_per_eval,
+            show_progress,
+            **kwargs,
         )
         n_inputs = len(results[0].attributions) if isinstance(results[0].attributions, tuple) else 1
-        stacked = tuple(
-            torch.cat([as_tuple(r.attributions)[j] for r in results]) for j in range(n_inputs)
-        )
+        stacked = tuple(torch.cat([as_tuple(r.attributions)[j] for r in results]) for j in range(n_inputs))
         return format_output(was_tuple, stacked)
 
     @torch.no_grad()
@@ -394,8 +410,14 @@ class SubmodularAttribution(PerturbationAttribution):
         subset, the number of model evaluations and the map.
         """
         results, _ = self._explain(
-            inputs, baselines, target, additional_forward_args, feature_mask,
-            perturbations_per_eval, show_progress, **kwargs,
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            perturbations_per_eval,
+            show_progress,
+            **kwargs,
         )
         return results
 
@@ -439,12 +461,22 @@ class SubmodularAttribution(PerturbationAttribution):
                 offset = int(mask.max()) + 1 + offset
         return tuple(masks)
 
-    def _examples(self, inputs: Any, baselines: Any, target: Any, feature_mask: Any,
-                  perturbations_per_eval: Any, kwargs: Dict[str, Any]) -> Tuple[List[Example], bool, int, Any]:
+    def _examples(
+        self,
+        inputs: Any,
+        baselines: Any,
+        target: Any,
+        feature_mask: Any,
+        perturbations_per_eval: Any,
+        kwargs: Dict[str, Any],
+    ) -> Tuple[List[Example], bool, int, Any]:
         """Every argument checked (before any model call) → per-example state."""
         xs, was_tuple, n = check_inputs(inputs)
-        ppe = (auto_perturbations_per_eval(xs) if perturbations_per_eval is None
-               else check_positive_int(perturbations_per_eval, "perturbations_per_eval", none="automatic"))
+        ppe = (
+            auto_perturbations_per_eval(xs)
+            if perturbations_per_eval is None
+            else check_positive_int(perturbations_per_eval, "perturbations_per_eval", none="automatic")
+        )
         kwargs = dict(kwargs)
         threshold = check_real(kwargs.pop("threshold", None), "threshold")
         masks = self._region_masks(feature_mask, xs, kwargs)
@@ -473,7 +505,8 @@ class SubmodularAttribution(PerturbationAttribution):
                     f"{self.minimum_evaluations(m_i)} model evaluations for example {i} with {m_i} regions "
                     f"(2m to record the curves of any order"
                     + (", + m for the diversity embeddings" if self.weights.effectiveness != 0 else "")
-                    + (", + 1 for the gradient" if self.within_region == "gradient" else "") + ")."
+                    + (", + 1 for the gradient" if self.within_region == "gradient" else "")
+                    + ")."
                 )
             idx = tuple(torch.searchsorted(ids, m.contiguous()) for m in masks_i)
             x_i = tuple(x[i : i + 1] for x in xs)
@@ -495,32 +528,51 @@ class SubmodularAttribution(PerturbationAttribution):
         **kwargs: Any,
     ) -> Tuple[List[SubmodularResult], bool]:
         examples, was_tuple, ppe, threshold = self._examples(
-            inputs, baselines, target, feature_mask, perturbations_per_eval, kwargs)
+            inputs, baselines, target, feature_mask, perturbations_per_eval, kwargs
+        )
         if show_progress is not None and not isinstance(show_progress, bool):
             raise ValueError(f"`show_progress` must be None (automatic), True or False, got {show_progress!r}.")
         add_args = format_afa(additional_forward_args)
-        with model_guard(self.forward_func, self.embedding, train_mode=self.train_mode,
-                         caller=type(self).__name__, hint=" (or pass train_mode='error' to refuse it)"):
-            evaluator = Evaluator(self, examples, add_args, len(examples), ppe, show_progress,
-                                  AUTO_PROGRESS_EVALUATIONS)
+        with model_guard(
+            self.forward_func,
+            self.embedding,
+            train_mode=self.train_mode,
+            caller=type(self).__name__,
+            hint=" (or pass train_mode='error' to refuse it)",
+        ):
+            evaluator = Evaluator(
+                self, examples, add_args, len(examples), ppe, show_progress, AUTO_PROGRESS_EVALUATIONS
+            )
             try:
                 # First forward: the unperturbed inputs (checks the output and the target, fills the cache).
-                evaluator.evaluate([(e, torch.ones(1, e.m, dtype=torch.bool)) for e in examples],
-                                   where="on the unperturbed input")
+                evaluator.evaluate(
+                    [(e, torch.ones(1, e.m, dtype=torch.bool)) for e in examples], where="on the unperturbed input"
+                )
                 # Everything else that can fail on the model comes before the search too.
-                saliency = ({e.index: evaluator.gradient_saliency(e) for e in examples}
-                            if self.within_region == "gradient" else {})
+                saliency = (
+                    {e.index: evaluator.gradient_saliency(e) for e in examples}
+                    if self.within_region == "gradient"
+                    else {}
+                )
                 if self.weights.effectiveness != 0:
                     evaluator.embed(examples)
                 outcomes = evaluator.run_searches(examples, self.max_evaluations)
-                results = [self._finish(e, outcome.order, evaluator, threshold, saliency.get(e.index))
-                           for e, outcome in zip(examples, outcomes)]
+                results = [
+                    self._finish(e, outcome.order, evaluator, threshold, saliency.get(e.index))
+                    for e, outcome in zip(examples, outcomes)
+                ]
             finally:
                 evaluator.close()
         return results, was_tuple
 
-    def _finish(self, ex: Example, order: List[int], evaluator: Evaluator,
-                threshold: Optional[float], saliency: Optional[Tuple[Tensor, ...]]) -> SubmodularResult:
+    def _finish(
+        self,
+        ex: Example,
+        order: List[int],
+        evaluator: Evaluator,
+        threshold: Optional[float],
+        saliency: Optional[Tuple[Tensor, ...]],
+    ) -> SubmodularResult:
         m = ex.m
         if sorted(order) != list(range(m)):
             raise RuntimeError(f"search {self.search!r} returned an order that is not a permutation of {m} regions.")

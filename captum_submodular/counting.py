@@ -66,8 +66,13 @@ class CountingForward:
     signature, and other attributes are delegated to ``fn``.
     """
 
-    def __init__(self, fn: Callable[..., Any], counter: Optional[EvaluationCounter] = None,
-                 progress: Optional[str] = None, total: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        counter: Optional[EvaluationCounter] = None,
+        progress: Optional[str] = None,
+        total: Optional[int] = None,
+    ) -> None:
         self.__dict__["__wrapped__"] = fn
         self.__dict__["counter"] = counter if counter is not None else EvaluationCounter()
         bar = None

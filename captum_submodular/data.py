@@ -159,9 +159,7 @@ def load_image(path: str | os.PathLike[str]) -> LabelledImage:
     try:
         image = _read_image(p)
     except UnidentifiedImageError:
-        raise ImageLoadError(
-            f"{p}: not a recognised image file (expected a JPEG or PNG image)"
-        ) from None
+        raise ImageLoadError(f"{p}: not a recognised image file (expected a JPEG or PNG image)") from None
     except Image.DecompressionBombError as exc:
         raise ImageLoadError(f"{p}: image too large to load safely ({exc})") from None
     except PermissionError:
@@ -200,7 +198,7 @@ def load_images(
         except ImageLoadError as exc:
             message = str(exc)
             prefix = f"{p}: "
-            errors.append((p, message[len(prefix):] if message.startswith(prefix) else message))
+            errors.append((p, message[len(prefix) :] if message.startswith(prefix) else message))
     return images, errors
 
 
@@ -251,18 +249,14 @@ def imagenet_samples(limit: int | None = None) -> list[LabelledImage]:
         if match:
             entries.append((int(match.group(1)), int(match.group(2)), filename))
     if not entries:
-        raise DataUnavailableError(
-            f"No imagenet_<idx>_<label>.jpg files in foolbox's data folder {data_dir}"
-        )
+        raise DataUnavailableError(f"No imagenet_<idx>_<label>.jpg files in foolbox's data folder {data_dir}")
     entries.sort()
     if limit is not None:
         entries = entries[:limit]
     samples = []
     for idx, label, filename in entries:
         path = os.path.join(data_dir, filename)
-        samples.append(
-            LabelledImage(name=f"imagenet_{idx:02d}", image=_read_image(path), label=label, path=path)
-        )
+        samples.append(LabelledImage(name=f"imagenet_{idx:02d}", image=_read_image(path), label=label, path=path))
     return samples
 
 
@@ -300,9 +294,7 @@ def bundled_image_names() -> list[str]:
     except DataUnavailableError:
         data_dir = None
     if data_dir is not None:
-        indices = sorted(
-            int(m.group(1)) for m in map(_IMAGENET_FILE.match, os.listdir(data_dir)) if m
-        )
+        indices = sorted(int(m.group(1)) for m in map(_IMAGENET_FILE.match, os.listdir(data_dir)) if m)
         names.extend(f"imagenet_{i:02d}" for i in indices)
     return names + list(SKIMAGE_SAMPLE_NAMES)
 

@@ -52,8 +52,15 @@ from typing import List, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["ATTRIBUTION_MAPS", "WITHIN_REGION", "gain_map", "no_effect", "rank_map", "isotonic_decreasing",
-           "refine_within_regions"]
+__all__ = [
+    "ATTRIBUTION_MAPS",
+    "WITHIN_REGION",
+    "gain_map",
+    "no_effect",
+    "rank_map",
+    "isotonic_decreasing",
+    "refine_within_regions",
+]
 
 #: ``"gain"`` (default): the gain map of the module docstring;
 #: ``"rank"``: the region at rank ``i`` (0-based) gets ``m − i``.
@@ -156,8 +163,9 @@ def rank_map(m: int) -> Tensor:
     return torch.arange(m, 0, -1, dtype=torch.float64)
 
 
-def refine_within_regions(attrs: List[Tensor], region_index: Tuple[Tensor, ...], ranked: Tensor, order: Tensor,
-                          saliency: Tuple[Tensor, ...]) -> List[Tensor]:
+def refine_within_regions(
+    attrs: List[Tensor], region_index: Tuple[Tensor, ...], ranked: Tensor, order: Tensor, saliency: Tuple[Tensor, ...]
+) -> List[Tensor]:
     """Order elements inside each region by ``saliency`` without crossing region values.
 
     The region at rank ``r`` with value ``v_r ≠ 0`` spreads its elements over

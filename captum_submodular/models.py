@@ -137,9 +137,7 @@ class LoadedModel:
         if arr.ndim == 4 and arr.shape[0] == 1:
             arr = arr[0]
         if arr.ndim != 3 or arr.shape[0] != 3:
-            raise ValueError(
-                f"to_display expects a (3, H, W) image, got shape {tuple(arr.shape)}"
-            )
+            raise ValueError(f"to_display expects a (3, H, W) image, got shape {tuple(arr.shape)}")
         mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
         std = np.asarray(self.std, dtype=np.float32)[:, None, None]
         img = arr * std + mean
@@ -188,21 +186,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"Invalid device {device!r}: {exc}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(
-                f"--device {device} requested but CUDA is not available; "
-                "use --device cpu"
-            )
+            raise ValueError(f"--device {device} requested but CUDA is not available; use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(
-                f"--device {device} requested but only "
-                f"{torch.cuda.device_count()} CUDA device(s) are available"
+                f"--device {device} requested but only {torch.cuda.device_count()} CUDA device(s) are available"
             )
     elif dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError(
-                f"--device {device} requested but MPS is not available; use --device cpu"
-            )
+            raise ValueError(f"--device {device} requested but MPS is not available; use --device cpu")
     elif dev.type != "cpu":
         raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
     return dev
@@ -257,9 +249,7 @@ def _is_num_batches_tracked(key: str) -> bool:
     return key.endswith("num_batches_tracked")
 
 
-def load_state_dict_in_order(
-    module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
-) -> None:
+def load_state_dict_in_order(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load ``state_dict`` into ``module`` by position rather than by name.
 
     The i-th tensor of ``state_dict`` is copied into the i-th entry of
@@ -452,8 +442,9 @@ def load_model_factory(spec: str) -> Callable[..., Any]:
     """Import ``module:function`` or ``path/to/file.py:function`` (``ValueError`` on failure)."""
     module_part, sep, attr = spec.rpartition(":")
     if not sep or not module_part or not attr:
-        raise ValueError(f"--model-factory must look like 'package.module:function' or "
-                         f"'path/to/file.py:function', got {spec!r}")
+        raise ValueError(
+            f"--model-factory must look like 'package.module:function' or 'path/to/file.py:function', got {spec!r}"
+        )
     try:
         if module_part.endswith(".py") or os.sep in module_part or "/" in module_part:
             if not os.path.isfile(module_part):
@@ -469,8 +460,7 @@ def load_model_factory(spec: str) -> Callable[..., Any]:
     except ValueError:
         raise
     except Exception as exc:  # ImportError, SyntaxError, errors raised while importing
-        raise ValueError(f"--model-factory: cannot import {module_part!r} "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"--model-factory: cannot import {module_part!r} ({type(exc).__name__}: {exc})") from None
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise ValueError(f"--model-factory: {module_part!r} has no callable {attr!r}")
@@ -487,16 +477,24 @@ def _from_factory(spec: str, dev: torch.device) -> LoadedModel:
     out = factory(device=str(dev)) if "device" in params else factory()
     missing = [a for a in ("model", "preprocess", "class_names") if not hasattr(out, a)]
     if missing:
-        raise ValueError(f"--model-factory {spec!r} returned a {type(out).__name__} without "
-                         f"{', '.join(missing)}; return a LoadedModel-like object with model, "
-                         "preprocess, class_names (and optionally name, mean, std)")
+        raise ValueError(
+            f"--model-factory {spec!r} returned a {type(out).__name__} without "
+            f"{', '.join(missing)}; return a LoadedModel-like object with model, "
+            "preprocess, class_names (and optionally name, mean, std)"
+        )
     model = out.model
     if isinstance(model, torch.nn.Module):
         model = model.eval().to(dev)
     mean = tuple(float(v) for v in getattr(out, "mean", (0.0, 0.0, 0.0)))
     std = tuple(float(v) for v in getattr(out, "std", (1.0, 1.0, 1.0)))
-    return LoadedModel(model=model, preprocess=out.preprocess, class_names=list(out.class_names),
-                       name=str(getattr(out, "name", spec)), mean=mean, std=std)  # type: ignore[arg-type]
+    return LoadedModel(
+        model=model,
+        preprocess=out.preprocess,
+        class_names=list(out.class_names),
+        name=str(getattr(out, "name", spec)),
+        mean=mean,  # type: ignore[arg-type]
+        std=std,  # type: ignore[arg-type]
+    )
 
 
 def resolve_model(name: Optional[str], device: str, factory: Optional[str] = None) -> LoadedModel:
@@ -538,9 +536,13 @@ def resolve_target(spec: Optional[str], class_names: Sequence[str]) -> Optional[
     if len(partial) > 1:
         shown = ", ".join(f"{class_names[i]!r} ({i})" for i in partial[:10])
         more = f" and {len(partial) - 10} more" if len(partial) > 10 else ""
-        raise ValueError(f"--target {text!r} is ambiguous; it matches {shown}{more}. "
-                         "Use a longer name or the class index")
+        raise ValueError(
+            f"--target {text!r} is ambiguous; it matches {shown}{more}. Use a longer name or the class index"
+        )
     close = difflib.get_close_matches(key, lowered, n=5, cutoff=0.6)
-    hint = ("; did you mean " + ", ".join(repr(class_names[lowered.index(c)]) for c in close) + "?"
-            if close else f"; pass a class index (0..{n - 1}) or a class name")
+    hint = (
+        "; did you mean " + ", ".join(repr(class_names[lowered.index(c)]) for c in close) + "?"
+        if close
+        else f"; pass a class index (0..{n - 1}) or a class name"
+    )
     raise ValueError(f"unknown class name {text!r}{hint}")

@@ -68,13 +68,13 @@ class ObjectiveWeights:
     def __post_init__(self) -> None:
         for name in ("consistency", "collaboration", "confidence", "effectiveness"):
             value = getattr(self, name)
-            if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-                    or not math.isfinite(float(value))):
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(float(value)):
                 raise ValueError(f"`weights.{name}` must be a finite number, got {value!r}.")
 
 
-def resolve_output_targets(example_shape: Sequence[int], targets: Sequence[Tuple[int, ...]],
-                           output_type: str) -> List[Tuple[int, ...]]:
+def resolve_output_targets(
+    example_shape: Sequence[int], targets: Sequence[Tuple[int, ...]], output_type: str
+) -> List[Tuple[int, ...]]:
     """Check the model's per-example output shape against ``output_type`` and the targets.
 
     Called at the first model call.  Returns the targets with negative indices resolved
@@ -119,8 +119,11 @@ def resolve_output_targets(example_shape: Sequence[int], targets: Sequence[Tuple
     return resolve_targets(out, shape)
 
 
-def target_scores(output: Tensor, targets: Tuple[Tuple[int, ...], ...], output_type: str,
-                  ) -> Tuple[Tensor, Tensor]:
+def target_scores(
+    output: Tensor,
+    targets: Tuple[Tuple[int, ...], ...],
+    output_type: str,
+) -> Tuple[Tensor, Tensor]:
     """Target score ``p`` and confidence term for every row of a model output.
 
     Parameters
@@ -169,8 +172,7 @@ def target_scores(output: Tensor, targets: Tuple[Tuple[int, ...], ...], output_t
         p = torch.stack([probs[(r,) + t] for r, t in enumerate(targets)])
         if p.dim() != 1:
             raise ValueError(
-                f"`target` must select one value per example; model output has shape "
-                f"{tuple(output.shape)}."
+                f"`target` must select one value per example; model output has shape {tuple(output.shape)}."
             )
         dist = torch.stack([probs[(r,) + t[:-1]] for r, t in enumerate(targets)])
         dist = dist.reshape(k, -1)
@@ -205,12 +207,19 @@ def effectiveness(subsets: Tensor, distances: Tensor) -> Tensor:
     return nearest.sum(-1)
 
 
-def objective_values(weights: ObjectiveWeights, p_subset: Tensor, p_complement: Tensor,
-                     confidence: Tensor, diversity: Optional[Tensor] = None) -> Tensor:
+def objective_values(
+    weights: ObjectiveWeights,
+    p_subset: Tensor,
+    p_complement: Tensor,
+    confidence: Tensor,
+    diversity: Optional[Tensor] = None,
+) -> Tensor:
     """``F = λ_cons·p(x[S]) + λ_colla·(1 − p(x[V∖S])) + λ_conf·conf(x[S]) + λ_eff·eff(S)``."""
-    value = (weights.consistency * p_subset.double()
-             + weights.collaboration * (1.0 - p_complement.double())
-             + weights.confidence * confidence.double())
+    value = (
+        weights.consistency * p_subset.double()
+        + weights.collaboration * (1.0 - p_complement.double())
+        + weights.confidence * confidence.double()
+    )
     if diversity is not None and weights.effectiveness != 0:
         value = value + weights.effectiveness * diversity.double()
     return value

@@ -32,8 +32,16 @@ from .metrics import METRICS, CurveResult, Faithfulness, resolve_metrics
 from .regions import REGION_BUILDERS, build_regions, describe_regions
 from .search import DEFAULT_SEARCH, get_search
 
-__all__ = ["ExplainConfig", "MethodRun", "ImageExplanation", "explain_image", "OCCLUSION_WINDOW",
-           "OCCLUSION_STRIDES", "check_curve_metrics", "RegionCountError"]
+__all__ = [
+    "ExplainConfig",
+    "MethodRun",
+    "ImageExplanation",
+    "explain_image",
+    "OCCLUSION_WINDOW",
+    "OCCLUSION_STRIDES",
+    "check_curve_metrics",
+    "RegionCountError",
+]
 
 
 class RegionCountError(ValueError):
@@ -51,6 +59,7 @@ class RegionCountError(ValueError):
         else:
             why = f"more than the {limit:,} that search {search!r} takes; ask for fewer regions or another search"
         super().__init__(f"the {regions} regions of this image are {count} (n_regions={requested}): {why}")
+
 
 #: Captum's Occlusion tutorial settings (ImageNet models).
 OCCLUSION_WINDOW = (3, 15, 15)
@@ -128,12 +137,15 @@ class ExplainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int ≥ 1, got {value!r}")
         if isinstance(self.n_regions, bool) or not isinstance(self.n_regions, int) or self.n_regions < 2:
-            raise ValueError(f"n_regions must be an int ≥ 2 (a subset search needs two regions), got "
-                             f"{self.n_regions!r}")
+            raise ValueError(
+                f"n_regions must be an int ≥ 2 (a subset search needs two regions), got {self.n_regions!r}"
+            )
         if self.grid is not None and (not isinstance(self.grid, int) or self.grid < 1):
             raise ValueError(f"grid must be None or an int ≥ 1, got {self.grid!r}")
-        if not (self.target in ("predicted", "label")
-                or (isinstance(self.target, int) and not isinstance(self.target, bool) and self.target >= 0)):
+        if not (
+            self.target in ("predicted", "label")
+            or (isinstance(self.target, int) and not isinstance(self.target, bool) and self.target >= 0)
+        ):
             raise ValueError(f"target must be 'predicted', 'label' or a class index ≥ 0, got {self.target!r}")
         object.__setattr__(self, "metrics", check_curve_metrics(self.metrics))
         get_search(self.search)
@@ -155,7 +167,7 @@ class MethodRun:
     """One attribution method on one image, with its metric curves."""
 
     method: str
-    attributions: Tensor          # 1×C×H×W, on the CPU
+    attributions: Tensor  # 1×C×H×W, on the CPU
     seconds: float
     n_evaluations: int
     curves: Dict[str, CurveResult] = field(default_factory=dict)
@@ -233,27 +245,34 @@ class ImageExplanation:
         def method(run: MethodRun) -> Dict[str, Any]:
             rec: Dict[str, Any] = {"n_evaluations": run.n_evaluations, "seconds": run.seconds}
             for metric, c in run.curves.items():
-                key = "insertion_auc" if metric == "insertion" else "deletion_auc" if metric == "deletion" \
+                key = (
+                    "insertion_auc"
+                    if metric == "insertion"
+                    else "deletion_auc"
+                    if metric == "deletion"
                     else f"{metric}_auc"
+                )
                 rec[key] = float(c.area[0])
                 rec[f"{metric}_curve"] = {"fractions": c.fractions[0].tolist(), "scores": c.scores[0].tolist()}
             return rec
 
         r = self.result
         sub = method(self.submodular)
-        sub.update({
-            "search": self.search,
-            "order": r.order.tolist(),
-            "region_ids": r.region_ids.tolist(),
-            "region_values": r.region_values.tolist(),
-            "minimal_subset": r.minimal_subset.tolist(),
-            "minimal_subset_size": r.minimal_subset_size,
-            "minimal_subset_score": self.minimal_subset_score,
-            "threshold": r.threshold,
-            "search_insertion_curve": r.insertion_curve.tolist(),
-            "search_deletion_curve": r.deletion_curve.tolist(),
-            "objective_values": r.objective_values.tolist(),
-        })
+        sub.update(
+            {
+                "search": self.search,
+                "order": r.order.tolist(),
+                "region_ids": r.region_ids.tolist(),
+                "region_values": r.region_values.tolist(),
+                "minimal_subset": r.minimal_subset.tolist(),
+                "minimal_subset_size": r.minimal_subset_size,
+                "minimal_subset_score": self.minimal_subset_score,
+                "threshold": r.threshold,
+                "search_insertion_curve": r.insertion_curve.tolist(),
+                "search_deletion_curve": r.deletion_curve.tolist(),
+                "objective_values": r.objective_values.tolist(),
+            }
+        )
         record: Dict[str, Any] = {
             "name": self.name,
             "model": model_name,
@@ -267,17 +286,33 @@ class ImageExplanation:
             "predicted_name": cname(self.predicted),
             "label": self.label,
             "label_name": cname(self.label),
-            "regions": {"kind": self.regions.split(":")[0], "n_regions": int(r.region_ids.numel()),
-                        "description": self.regions_description},
+            "regions": {
+                "kind": self.regions.split(":")[0],
+                "n_regions": int(r.region_ids.numel()),
+                "description": self.regions_description,
+            },
             "methods": {"SubmodularAttribution": sub},
-            "metric_protocol": ({"kind": "pixel grid", "metrics": list(self.metrics), "n_steps": self.n_steps,
-                                 "baseline": 0.0, "output": "softmax"} if self.metrics else None),
+            "metric_protocol": (
+                {
+                    "kind": "pixel grid",
+                    "metrics": list(self.metrics),
+                    "n_steps": self.n_steps,
+                    "baseline": 0.0,
+                    "output": "softmax",
+                }
+                if self.metrics
+                else None
+            ),
             "n_evaluations": dict(self.evaluations),
             "seconds": self.seconds,
         }
         if self.occlusion is not None:
-            record["methods"]["Occlusion"] = dict(method(self.occlusion), sliding_window_shapes=list(OCCLUSION_WINDOW),
-                                                  strides=list(OCCLUSION_STRIDES), baselines=0.0)
+            record["methods"]["Occlusion"] = dict(
+                method(self.occlusion),
+                sliding_window_shapes=list(OCCLUSION_WINDOW),
+                strides=list(OCCLUSION_STRIDES),
+                baselines=0.0,
+            )
         return _finite(record)
 
 
@@ -296,23 +331,36 @@ def _occlusion(model: Any, x: Tensor, target: int, cfg: ExplainConfig, ppe: int)
     from captum.attr import Occlusion
 
     # Captum's own bar counts something else than model inputs; count them ourselves.
-    total = 1 + math.prod(math.ceil((size - w) / s) + 1 for size, w, s in
-                          zip(x.shape[1:], OCCLUSION_WINDOW, OCCLUSION_STRIDES))
+    total = 1 + math.prod(
+        math.ceil((size - w) / s) + 1 for size, w, s in zip(x.shape[1:], OCCLUSION_WINDOW, OCCLUSION_STRIDES)
+    )
     forward = CountingForward(model, progress="Occlusion" if cfg.show_progress else None, total=total)
     start = time.perf_counter()
     try:
         with torch.no_grad():
             attrs = Occlusion(forward).attribute(
-                x, sliding_window_shapes=OCCLUSION_WINDOW, strides=OCCLUSION_STRIDES, baselines=cfg.baselines,
-                target=target, perturbations_per_eval=ppe)
+                x,
+                sliding_window_shapes=OCCLUSION_WINDOW,
+                strides=OCCLUSION_STRIDES,
+                baselines=cfg.baselines,
+                target=target,
+                perturbations_per_eval=ppe,
+            )
     finally:
         forward.close()
     return MethodRun("Occlusion", attrs.detach().cpu(), time.perf_counter() - start, forward.rows)
 
 
-def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig(), *, name: str = "",
-                  label: Optional[int] = None, explainer: Any = None,
-                  log: Callable[[str], None] = lambda message: None) -> ImageExplanation:
+def explain_image(
+    loaded: Any,
+    image: Any,
+    config: ExplainConfig = ExplainConfig(),
+    *,
+    name: str = "",
+    label: Optional[int] = None,
+    explainer: Any = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> ImageExplanation:
     """Explain one image (steps in the module docstring).
 
     Parameters
@@ -338,8 +386,9 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
     model = loaded.model
     x = loaded.preprocess(image)
     if not isinstance(x, Tensor) or x.dim() != 3:
-        raise ValueError(f"the model's preprocess must return a C×H×W tensor, got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
+        raise ValueError(
+            f"the model's preprocess must return a C×H×W tensor, got {getattr(x, 'shape', type(x).__name__)}"
+        )
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
     x = x[None].to(params[0].device if params else "cpu")
     ppe = config.perturbations_per_eval or auto_perturbations_per_eval(x)
@@ -350,8 +399,15 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
         targets = int(label)
     counting = CountingForward(model)
     # Curves evaluate their own clean point: every recorded area equals the metric function's.
-    bound = Faithfulness(counting, x, targets, config.baselines, n_steps=config.n_steps,
-                         perturbations_per_eval=ppe, reuse_clean_output=False)
+    bound = Faithfulness(
+        counting,
+        x,
+        targets,
+        config.baselines,
+        n_steps=config.n_steps,
+        perturbations_per_eval=ppe,
+        reuse_clean_output=False,
+    )
     classified = counting.rows
     if not torch.isfinite(bound.clean).all():
         raise NonFiniteOutputError("the model output on the image contains NaN or inf")
@@ -363,13 +419,25 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
     source = config.target if isinstance(config.target, str) else "fixed"
     names = list(getattr(loaded, "class_names", []) or [])
     tname = names[target] if target < len(names) else str(target)
-    log(f"{name}: target {target} {tname!r} (p = {float(probs[target]):.3f}"
-        + (", predicted)" if target == predicted else
-           f"; predicted {names[predicted] if predicted < len(names) else predicted!r})"))
+    log(
+        f"{name}: target {target} {tname!r} (p = {float(probs[target]):.3f}"
+        + (
+            ", predicted)"
+            if target == predicted
+            else f"; predicted {names[predicted] if predicted < len(names) else predicted!r})"
+        )
+    )
 
     if isinstance(config.regions, str):
-        mask = build_regions(config.regions, x, config.n_regions, model=model, target=target, grid=config.grid,
-                             compactness=config.compactness)
+        mask = build_regions(
+            config.regions,
+            x,
+            config.n_regions,
+            model=model,
+            target=target,
+            grid=config.grid,
+            compactness=config.compactness,
+        )
         description = describe_regions(config.regions, mask)
     else:
         mask = torch.as_tensor(config.regions(x, loaded, target)).to(x.device)
@@ -378,13 +446,25 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
         explainer = SubmodularAttribution(model, search=config.search, weights=config.weights)
     count = int(torch.unique(mask).numel())
     if not 2 <= count <= explainer.search.max_regions:
-        raise RegionCountError(count, config.n_regions, explainer.search.max_regions, config.search_name,
-                               config.regions if isinstance(config.regions, str) else config.regions_name)
+        raise RegionCountError(
+            count,
+            config.n_regions,
+            explainer.search.max_regions,
+            config.search_name,
+            config.regions if isinstance(config.regions, str) else config.regions_name,
+        )
     t0 = time.perf_counter()
-    (result,) = explainer.explain(x, baselines=config.baselines, target=target, feature_mask=mask,
-                                  perturbations_per_eval=ppe, show_progress=config.show_progress)
-    sub = MethodRun("SubmodularAttribution", result.attributions.detach().cpu(), time.perf_counter() - t0,
-                    int(result.n_evaluations))
+    (result,) = explainer.explain(
+        x,
+        baselines=config.baselines,
+        target=target,
+        feature_mask=mask,
+        perturbations_per_eval=ppe,
+        show_progress=config.show_progress,
+    )
+    sub = MethodRun(
+        "SubmodularAttribution", result.attributions.detach().cpu(), time.perf_counter() - t0, int(result.n_evaluations)
+    )
     occ = _occlusion(model, x, target, config, ppe) if config.occlusion else None
     evaluations = {"classification": classified, "search": sub.n_evaluations}
     if occ is not None:
@@ -397,8 +477,23 @@ def explain_image(loaded: Any, image: Any, config: ExplainConfig = ExplainConfig
     evaluations["metrics"] = counting.rows - classified
     evaluations["total"] = sum(evaluations.values())
     return ImageExplanation(
-        name=name, x=x.detach().cpu(), probabilities=probs, target=target, target_source=source,
-        predicted=predicted, label=label, mask=mask.detach().cpu(), regions=config.regions_name,
-        regions_description=description, search=config.search_name, result=result, submodular=sub,
-        occlusion=occ, metrics=config.metrics, n_steps=config.n_steps, evaluations=evaluations,
-        seconds=time.perf_counter() - start, image_size=tuple(getattr(image, "size", ())) or None)
+        name=name,
+        x=x.detach().cpu(),
+        probabilities=probs,
+        target=target,
+        target_source=source,
+        predicted=predicted,
+        label=label,
+        mask=mask.detach().cpu(),
+        regions=config.regions_name,
+        regions_description=description,
+        search=config.search_name,
+        result=result,
+        submodular=sub,
+        occlusion=occ,
+        metrics=config.metrics,
+        n_steps=config.n_steps,
+        evaluations=evaluations,
+        seconds=time.perf_counter() - start,
+        image_size=tuple(getattr(image, "size", ())) or None,
+    )

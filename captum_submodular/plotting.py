@@ -124,8 +124,15 @@ def overlay(
     return scale
 
 
-def colour_key(ax: Any, scale: float, *, cmap: str = "RdBu_r", fontsize: float = 6.5,
-               label: Optional[str] = None, orientation: str = "vertical") -> Any:
+def colour_key(
+    ax: Any,
+    scale: float,
+    *,
+    cmap: str = "RdBu_r",
+    fontsize: float = 6.5,
+    label: Optional[str] = None,
+    orientation: str = "vertical",
+) -> Any:
     """A colour key for an :func:`overlay`, centred at 0: ``−scale`` (blue, opposes the target)
     to ``+scale`` (red, supports it).  ``ax`` is the map's axes (the key steals a slim strip
     beside it) or an empty axes made for the key.  Returns the colour bar."""
@@ -137,8 +144,9 @@ def colour_key(ax: Any, scale: float, *, cmap: str = "RdBu_r", fontsize: float =
     if not ax.images:  # an empty axes made for the key: draw into it
         bar = fig.colorbar(mappable, cax=ax, orientation=orientation, ticks=[-scale, 0.0, scale])
     else:  # the map's axes: steal a slim strip beside it
-        bar = fig.colorbar(mappable, ax=ax, orientation=orientation, fraction=0.046, pad=0.02,
-                           ticks=[-scale, 0.0, scale])
+        bar = fig.colorbar(
+            mappable, ax=ax, orientation=orientation, fraction=0.046, pad=0.02, ticks=[-scale, 0.0, scale]
+        )
     bar.ax.tick_params(labelsize=fontsize)
     names = [f"{-scale:.2g}\nopposes", "0", f"{scale:.2g}\nsupports"]
     if orientation == "vertical":
@@ -245,9 +253,17 @@ def _subset_view(ax: Any, image: np.ndarray, mask: np.ndarray, subset: Sequence[
                 continue
             # the region's pixel nearest to its centroid, so the label sits on the region
             j = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
-            ax.text(xs[j], ys[j], str(rank), ha="center", va="center", fontsize=8 if size > 64 else 6,
-                    color="white", fontweight="bold",
-                    path_effects=[pe.withStroke(linewidth=2, foreground="black")])
+            ax.text(
+                xs[j],
+                ys[j],
+                str(rank),
+                ha="center",
+                va="center",
+                fontsize=8 if size > 64 else 6,
+                color="white",
+                fontweight="bold",
+                path_effects=[pe.withStroke(linewidth=2, foreground="black")],
+            )
     return float(keep.mean())
 
 
@@ -260,11 +276,21 @@ def _curve_panel(ax: Any, metric: str, runs: Sequence[Any]) -> None:
     areas = {_short(r.method): r.area(metric) for r in runs}
     colours = {_short(r.method): _COLOURS.get(r.method, f"C{i}") for i, r in enumerate(runs)}
     better = "higher is better" if spec.higher_is_better else "lower is better"
-    plot_curves(ax, curves, areas=areas, colors=colours, title=f"{spec.title or metric} ({better})",
-                xlabel="fraction of pixels " + ("inserted" if spec.curve == "insertion" else "deleted"))
+    plot_curves(
+        ax,
+        curves,
+        areas=areas,
+        colors=colours,
+        title=f"{spec.title or metric} ({better})",
+        xlabel="fraction of pixels " + ("inserted" if spec.curve == "insertion" else "deleted"),
+    )
     for r in runs:
-        ax.fill_between(_numpy(r.curves[metric].fractions[0]), _numpy(r.curves[metric].scores[0]),
-                        color=colours[_short(r.method)], alpha=0.07)
+        ax.fill_between(
+            _numpy(r.curves[metric].fractions[0]),
+            _numpy(r.curves[metric].scores[0]),
+            color=colours[_short(r.method)],
+            alpha=0.07,
+        )
     ax.set_ylim(0, 1.02)
     ax.set_box_aspect(1)
 
@@ -288,8 +314,13 @@ def _short(method: str) -> str:
     return "Submodular" if method == "SubmodularAttribution" else method
 
 
-def explanation_figure(explanations: Sequence[Any], path: str, to_display: Callable[[Any], Any],
-                       class_names: Sequence[str] = (), title: Optional[str] = None) -> str:
+def explanation_figure(
+    explanations: Sequence[Any],
+    path: str,
+    to_display: Callable[[Any], Any],
+    class_names: Sequence[str] = (),
+    title: Optional[str] = None,
+) -> str:
     """One row per :class:`~captum_submodular.pipeline.ImageExplanation`: the image, the
     SubmodularAttribution map, the minimal subset, Occlusion's map (when run) and the metric
     curves (or the search's own curves without metrics).  Written to ``path`` as a PNG
@@ -311,23 +342,41 @@ def explanation_figure(explanations: Sequence[Any], path: str, to_display: Calla
         h, w = int(e.x.shape[-2]), int(e.x.shape[-1])
         # two short lines: one long line is wider than the image and the first column's title
         # ran off the figure's left edge
-        seen = "" if e.image_size is None or tuple(e.image_size) == (w, h) else \
-            f"\n{w}×{h} centre crop\nof the {e.image_size[0]}×{e.image_size[1]} photo"
+        seen = (
+            ""
+            if e.image_size is None or tuple(e.image_size) == (w, h)
+            else f"\n{w}×{h} centre crop\nof the {e.image_size[0]}×{e.image_size[1]} photo"
+        )
         ax[0].set_title(f"{e.name}\n{tname} (p = {float(e.probabilities[e.target]):.2f}){label}{seen}", fontsize=9)
-        overlay(ax[1], image, e.submodular.attributions[0], fontsize=9, key=True,
-                title=f"SubmodularAttribution\n{e.regions_description}\n"
-                      f"{e.submodular.n_evaluations:,} evals, {e.submodular.seconds:.0f} s")
+        overlay(
+            ax[1],
+            image,
+            e.submodular.attributions[0],
+            fontsize=9,
+            key=True,
+            title=f"SubmodularAttribution\n{e.regions_description}\n"
+            f"{e.submodular.n_evaluations:,} evals, {e.submodular.seconds:.0f} s",
+        )
         mask = e.mask[0, 0].numpy()
         subset = e.result.minimal_subset.tolist()
         frac = _subset_view(ax[2], image, mask, subset)
-        ax[2].set_title(f"Minimal subset: {len(subset)}/{int(np.unique(mask).size)} regions\n"
-                        f"{100 * frac:.0f}% of the image, p = {e.minimal_subset_score:.2f}", fontsize=9)
+        ax[2].set_title(
+            f"Minimal subset: {len(subset)}/{int(np.unique(mask).size)} regions\n"
+            f"{100 * frac:.0f}% of the image, p = {e.minimal_subset_score:.2f}",
+            fontsize=9,
+        )
         col = 3
         if with_occlusion:
             if e.occlusion is not None:
-                overlay(ax[col], image, e.occlusion.attributions[0], fontsize=9, key=True,
-                        title=f"Occlusion (15×15, stride 8)\n"
-                              f"{e.occlusion.n_evaluations:,} evals, {e.occlusion.seconds:.0f} s")
+                overlay(
+                    ax[col],
+                    image,
+                    e.occlusion.attributions[0],
+                    fontsize=9,
+                    key=True,
+                    title=f"Occlusion (15×15, stride 8)\n"
+                    f"{e.occlusion.n_evaluations:,} evals, {e.occlusion.seconds:.0f} s",
+                )
             col += 1
         for a in ax[:col]:
             a.set_xticks([])
@@ -336,8 +385,9 @@ def explanation_figure(explanations: Sequence[Any], path: str, to_display: Calla
             for j, metric in enumerate(panels):
                 _curve_panel(ax[col + j], metric, e.runs)
         else:
-            _search_curve_panel(ax[col], ([float(v) for v in e.result.insertion_curve],
-                                          [float(v) for v in e.result.deletion_curve]))
+            _search_curve_panel(
+                ax[col], ([float(v) for v in e.result.insertion_curve], [float(v) for v in e.result.deletion_curve])
+            )
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

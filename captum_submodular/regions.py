@@ -273,8 +273,11 @@ def slic_mask(
 
     if not _is_int(n_segments) or n_segments < 2:
         raise ValueError(f"slic_mask: `n_segments` must be an integer ≥ 2, got {n_segments!r}.")
-    if (not isinstance(min_size_fraction, (int, float, np.floating)) or isinstance(min_size_fraction, bool)
-            or not 0 <= float(min_size_fraction) < 1e6):
+    if (
+        not isinstance(min_size_fraction, (int, float, np.floating))
+        or isinstance(min_size_fraction, bool)
+        or not 0 <= float(min_size_fraction) < 1e6
+    ):
         raise ValueError(f"slic_mask: `min_size_fraction` must be a number ≥ 0, got {min_size_fraction!r}.")
     arr = _to_hwc_float(image)
     h, w, c = arr.shape
@@ -282,11 +285,11 @@ def slic_mask(
 
     def segment(n_try: int) -> np.ndarray:
         if c > 1:
-            labels = slic(arr, n_segments=n_try, compactness=compactness, start_label=0,
-                          channel_axis=-1, **slic_kwargs)
+            labels = slic(arr, n_segments=n_try, compactness=compactness, start_label=0, channel_axis=-1, **slic_kwargs)
         else:
-            labels = slic(arr[..., 0], n_segments=n_try, compactness=compactness, start_label=0,
-                          channel_axis=None, **slic_kwargs)
+            labels = slic(
+                arr[..., 0], n_segments=n_try, compactness=compactness, start_label=0, channel_axis=None, **slic_kwargs
+            )
         return _merge_small_regions(labels, min_size) if min_size > 1 else labels
 
     n_try = n_segments
@@ -360,8 +363,9 @@ def prior_guided_mask(
     cells = F.adaptive_avg_pool2d(p[None, None], grid)[0, 0].flatten()
     order = torch.sort(-cells, stable=True).indices
     cell_region = torch.empty_like(order)
-    cell_region[order] = torch.div(torch.arange(len(order), device=order.device), cells_per_region,
-                                   rounding_mode="floor")
+    cell_region[order] = torch.div(
+        torch.arange(len(order), device=order.device), cells_per_region, rounding_mode="floor"
+    )
     rows = _axis_ids(out_h, grid, cell_region.device)
     cols = _axis_ids(out_w, grid, cell_region.device)
     mask = cell_region[rows[:, None] * grid + cols[None, :]]
@@ -432,8 +436,12 @@ class RegionBuilder:
 REGION_BUILDERS: Dict[str, RegionBuilder] = {}
 
 
-def register_regions(name: str, help: str, label: str, needs_model: bool = False,
-                     ) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
+def register_regions(
+    name: str,
+    help: str,
+    label: str,
+    needs_model: bool = False,
+) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
     """Decorator adding a builder ``fn(x, n, model, target, **options) -> mask`` to :data:`REGION_BUILDERS`."""
 
     def add(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -450,26 +458,32 @@ def _grid_side(n: int, grid: Optional[int], h: int, w: int, minimum: int) -> int
     return g
 
 
-@register_regions("slic", "SLIC superpixels (scikit-image), about n regions, tiny ones merged",
-                  "SLIC superpixels")
-def _slic_regions(x: Tensor, n: int, model: Any = None, target: Optional[int] = None,
-                  compactness: float = 10.0, **_: Any) -> Tensor:
+@register_regions("slic", "SLIC superpixels (scikit-image), about n regions, tiny ones merged", "SLIC superpixels")
+def _slic_regions(
+    x: Tensor, n: int, model: Any = None, target: Optional[int] = None, compactness: float = 10.0, **_: Any
+) -> Tensor:
     return slic_mask(x[0].detach().cpu(), n_segments=n, compactness=compactness)
 
 
 @register_regions("grid", "a g×g grid of tiles, g = round(√n) unless `grid` is given", "grid tiles")
-def _grid_regions(x: Tensor, n: int, model: Any = None, target: Optional[int] = None,
-                  grid: Optional[int] = None, **_: Any) -> Tensor:
+def _grid_regions(
+    x: Tensor, n: int, model: Any = None, target: Optional[int] = None, grid: Optional[int] = None, **_: Any
+) -> Tensor:
     h, w = int(x.shape[-2]), int(x.shape[-1])
     g = _grid_side(n, grid, h, w, minimum=2)
     return grid_mask(h, w, grid=g)
 
 
-@register_regions("prior", "SMDL's prior-guided division: g×g cells (g = max(10, ⌈√n⌉) unless `grid` is "
-                           "given) ranked by Grad-CAM of the target and grouped into about n regions",
-                  "Grad-CAM-guided cells", needs_model=True)
-def _prior_regions(x: Tensor, n: int, model: Any = None, target: Optional[int] = None,
-                   grid: Optional[int] = None, **_: Any) -> Tensor:
+@register_regions(
+    "prior",
+    "SMDL's prior-guided division: g×g cells (g = max(10, ⌈√n⌉) unless `grid` is "
+    "given) ranked by Grad-CAM of the target and grouped into about n regions",
+    "Grad-CAM-guided cells",
+    needs_model=True,
+)
+def _prior_regions(
+    x: Tensor, n: int, model: Any = None, target: Optional[int] = None, grid: Optional[int] = None, **_: Any
+) -> Tensor:
     h, w = int(x.shape[-2]), int(x.shape[-1])
     g = grid if grid is not None else min(max(10, math.ceil(math.sqrt(n))), h, w)
     g = _grid_side(n, g, h, w, minimum=10)
@@ -480,8 +494,14 @@ def _prior_regions(x: Tensor, n: int, model: Any = None, target: Optional[int] =
     return relabel(prior_guided_mask(prior.cpu(), grid=g, cells_per_region=cells, size=(h, w)))
 
 
-def build_regions(kind: str, x: Tensor, n: int, model: Optional[Callable[..., Tensor]] = None,
-                  target: Optional[int] = None, **options: Any) -> Tensor:
+def build_regions(
+    kind: str,
+    x: Tensor,
+    n: int,
+    model: Optional[Callable[..., Tensor]] = None,
+    target: Optional[int] = None,
+    **options: Any,
+) -> Tensor:
     """The feature mask of ``kind`` (a :data:`REGION_BUILDERS` name) for one image.
 
     Parameters

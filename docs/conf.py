@@ -36,9 +36,24 @@ napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 # Our own section titles (rendered as rubrics, so a later section is not read as a parameter list).
 napoleon_custom_sections = [
-    "Cost", "Protocol", "Algorithm", "The registry", "Resume and crashes", "Records", "Per image", "Modes",
-    "Main entry points", "Localisation", "Labels", "Grids", "GridPG (connected)", "DiFull (disconnected)",
-    "Conventions", "Builders", "AggAtt", "Commands (one module each; the shared options live in :mod:`._options`)",
+    "Cost",
+    "Protocol",
+    "Algorithm",
+    "The registry",
+    "Resume and crashes",
+    "Records",
+    "Per image",
+    "Modes",
+    "Main entry points",
+    "Localisation",
+    "Labels",
+    "Grids",
+    "GridPG (connected)",
+    "DiFull (disconnected)",
+    "Conventions",
+    "Builders",
+    "AggAtt",
+    "Commands (one module each; the shared options live in :mod:`._options`)",
     "Algorithm (budget ``B``; ties within the context's resolution go to the lower index)",
     "Attributes (besides Captum's ``seq_attr``, ``input_tokens``, ``output_tokens``, ``inp``)",
 ]

@@ -68,8 +68,13 @@ def tiny_net(seed: int = 0, classes: int = 5) -> nn.Module:
     """Two convs, 2×2 pooling, a linear head: ``N×3×H×W → N×classes`` logits."""
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, classes),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, classes),
     ).eval()
 
 

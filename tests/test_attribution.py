@@ -80,7 +80,7 @@ def test_objective_terms_closed_form():
     # Three embeddings: e0 ⟂ e1, e2 = -e0 → distances 0.5, 1.0, 0.5.
     e = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     d = angular_distances(e)
-    assert torch.allclose(d, torch.tensor([[0, .5, 1], [.5, 0, .5], [1, .5, 0]], dtype=torch.float64), atol=1e-7)
+    assert torch.allclose(d, torch.tensor([[0, 0.5, 1], [0.5, 0, 0.5], [1, 0.5, 0]], dtype=torch.float64), atol=1e-7)
     z = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 0]], dtype=torch.bool)
     # row 0: min distances 0.5, 0.5, 0.5 → 1.5; row 1: 1 + 1 → 2; single element → 0
     assert torch.allclose(effectiveness(z, d), torch.tensor([1.5, 2.0, 0.0], dtype=torch.float64))
@@ -97,7 +97,8 @@ def test_reported_evaluations_equal_rows_the_model_saw(search):
     model = Counting(tiny_cnn())
     x = torch.randn(2, 3, 8, 8)
     results = SubmodularAttribution(model, search=search).explain(
-        x, target=[1, 2], feature_mask=grid_mask(8, 8, grid=3), perturbations_per_eval=7)
+        x, target=[1, 2], feature_mask=grid_mask(8, 8, grid=3), perturbations_per_eval=7
+    )
     assert sum(r.n_evaluations for r in results) == model.rows
     assert max(model.calls) <= 7
     # Each query needs x[S] and x[V∖S]; distinct inputs are evaluated once.
@@ -117,10 +118,9 @@ class DisconnectedGrid(nn.Module):
     def __init__(self, seed=0):
         super().__init__()
         torch.manual_seed(seed)
-        self.heads = nn.ModuleList([
-            nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(64, 1))
-            for _ in range(4)
-        ])
+        self.heads = nn.ModuleList(
+            [nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(64, 1)) for _ in range(4)]
+        )
 
     def forward(self, x):
         cells = [x[:, :, :4, :4], x[:, :, :4, 4:], x[:, :, 4:, :4], x[:, :, 4:, 4:]]
@@ -151,8 +151,12 @@ def test_invisible_regions_get_exact_zeros_at_every_batch_size(search):
     mask = grid_mask(8, 8, grid=4)
     cell = [i for i in range(16) if (i // 4) // 2 * 2 + (i % 4) // 2 == 1]
     others = [i for i in range(16) if i not in cell]
-    runs = [SubmodularAttribution(model, search=search, output_type="probabilities").explain(
-        x, target=1, feature_mask=mask, perturbations_per_eval=ppe)[0] for ppe in (1, 7, 32)]
+    runs = [
+        SubmodularAttribution(model, search=search, output_type="probabilities").explain(
+            x, target=1, feature_mask=mask, perturbations_per_eval=ppe
+        )[0]
+        for ppe in (1, 7, 32)
+    ]
     for r in runs:
         assert (r.region_values[others] == 0).all()
         assert (r.region_values[cell] != 0).all()
@@ -199,9 +203,12 @@ def test_gain_map_ranks_pixels_exactly_like_the_rank_map():
     a_rank = rank.attribute(x, target=[1, 2], feature_mask=mask, perturbations_per_eval=8)
     assert (a_gain != 0).all()
     for metric in (M.insertion, M.deletion):
-        torch.testing.assert_close(metric(model, x, a_gain, [1, 2], n_steps=13, return_curves=True).scores,
-                                   metric(model, x, a_rank, [1, 2], n_steps=13, return_curves=True).scores,
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            metric(model, x, a_gain, [1, 2], n_steps=13, return_curves=True).scores,
+            metric(model, x, a_rank, [1, 2], n_steps=13, return_curves=True).scores,
+            rtol=0,
+            atol=0,
+        )
 
 
 # ----------------------------------------------------------------- equivalences
@@ -348,8 +355,12 @@ def test_baselines_forms():
     mask = grid_mask(6, 6, grid=2)
     sa = SubmodularAttribution(model)
     ref = sa.attribute(x, target=0, feature_mask=mask, baselines=0.5)
-    for b in (torch.full((3, 6, 6), 0.5), torch.full((1, 3, 6, 6), 0.5), torch.full((2, 3, 6, 6), 0.5),
-              torch.full((1, 3, 1, 1), 0.5)):
+    for b in (
+        torch.full((3, 6, 6), 0.5),
+        torch.full((1, 3, 6, 6), 0.5),
+        torch.full((2, 3, 6, 6), 0.5),
+        torch.full((1, 3, 1, 1), 0.5),
+    ):
         torch.testing.assert_close(sa.attribute(x, target=0, feature_mask=mask, baselines=b), ref)
     (r,) = sa.explain(x[:1], target=0, feature_mask=mask, baselines=0.5)
     p = torch.softmax(model(torch.full((1, 3, 6, 6), 0.5)), -1)[0, 0].item()
@@ -394,13 +405,16 @@ def test_embedding_module_hook_is_removed_and_term_used():
     div = effectiveness(prefixes, d)
     base = SubmodularAttribution(model, search="greedy").explain(x, target=0, feature_mask=mask)[0]
     # same curves (same order or not, F differs exactly by 0.05·div along the prefixes of r.order)
-    (plain,) = SubmodularAttribution(model, search="greedy", weights=ObjectiveWeights(),
-                                     attribution_map="gain").explain(x, target=0, feature_mask=mask)
+    (plain,) = SubmodularAttribution(
+        model, search="greedy", weights=ObjectiveWeights(), attribution_map="gain"
+    ).explain(x, target=0, feature_mask=mask)
     del base, plain
-    f_no_div = objective_values(ObjectiveWeights(), r.insertion_curve, r.deletion_curve,
-                                target_scores(model(torch.stack([x[0] * prefixes[k][mask[0, 0]]
-                                                                 for k in range(5)])),
-                                              ((0,),) * 5, "logits")[1])
+    f_no_div = objective_values(
+        ObjectiveWeights(),
+        r.insertion_curve,
+        r.deletion_curve,
+        target_scores(model(torch.stack([x[0] * prefixes[k][mask[0, 0]] for k in range(5)])), ((0,),) * 5, "logits")[1],
+    )
     torch.testing.assert_close(r.objective_values, f_no_div + 0.05 * div, rtol=0, atol=1e-5)
     # m singleton inputs for the embedding are counted
     assert r.n_evaluations >= 4
@@ -434,8 +448,13 @@ def test_captum_interop():
     mask = grid_mask(8, 8, grid=2)
     sa = SubmodularAttribution(model, search="greedy")
     a = sa.attribute(x, target=1, feature_mask=mask)
-    fig, _ = viz.visualize_image_attr(a[0].permute(1, 2, 0).numpy(), x[0].permute(1, 2, 0).numpy(),
-                                      method="blended_heat_map", sign="all", use_pyplot=False)
+    fig, _ = viz.visualize_image_attr(
+        a[0].permute(1, 2, 0).numpy(),
+        x[0].permute(1, 2, 0).numpy(),
+        method="blended_heat_map",
+        sign="all",
+        use_pyplot=False,
+    )
     assert fig is not None
 
     def perturb(inputs):
@@ -446,8 +465,7 @@ def test_captum_interop():
     assert inf.shape == (2,) and torch.isfinite(inf).all()
     sens = sensitivity_max(sa.attribute, x, target=1, feature_mask=mask, n_perturb_samples=2)
     assert sens.shape == (2,) and torch.isfinite(sens).all()
-    nt = NoiseTunnel(sa).attribute(x, nt_type="smoothgrad", nt_samples=2, stdevs=0.01, target=1,
-                                   feature_mask=mask)
+    nt = NoiseTunnel(sa).attribute(x, nt_type="smoothgrad", nt_samples=2, stdevs=0.01, target=1, feature_mask=mask)
     assert nt.shape == x.shape
     assert hasattr(SubmodularAttribution.attribute, "__wrapped__")
 
@@ -464,8 +482,7 @@ def test_attribute_runs_without_grad():
             seen.append(torch.is_grad_enabled())
             return self.net(x)
 
-    SubmodularAttribution(Probe()).attribute(torch.randn(1, 3, 6, 6), target=0,
-                                             feature_mask=grid_mask(6, 6, grid=2))
+    SubmodularAttribution(Probe()).attribute(torch.randn(1, 3, 6, 6), target=0, feature_mask=grid_mask(6, 6, grid=2))
     assert seen and not any(seen)
 
 
@@ -490,15 +507,17 @@ def test_bad_inputs_raise_before_any_model_call():
         sa.attribute(torch.randn(0, 3, 6, 6), target=0)
     with pytest.raises(ValueError, match=r"Coarsen the mask \(fewer regions\) or pick another search"):
         SubmodularAttribution(model, search="greedy").attribute(
-            torch.randn(1, 3, 20, 20), target=0, feature_mask=torch.arange(400).reshape(20, 20))
+            torch.randn(1, 3, 20, 20), target=0, feature_mask=torch.arange(400).reshape(20, 20)
+        )
     assert model.rows == 0
 
 
 def test_target_out_of_range_is_caught_at_the_first_forward():
     model = Counting(tiny_cnn(16))
     with pytest.raises(ValueError, match="`target`.*out of range"):
-        SubmodularAttribution(model).attribute(torch.randn(2, 3, 6, 6), target=7,
-                                               feature_mask=grid_mask(6, 6, grid=2), perturbations_per_eval=1)
+        SubmodularAttribution(model).attribute(
+            torch.randn(2, 3, 6, 6), target=7, feature_mask=grid_mask(6, 6, grid=2), perturbations_per_eval=1
+        )
     assert model.calls == [1]  # only the first unperturbed example went through (ppe=1)
 
 
@@ -514,15 +533,17 @@ def test_nan_output_says_where():
             return out if self.n == 1 else out + float("nan")
 
     with pytest.raises(NonFiniteOutputError, match="NaN on a perturbed input"):
-        SubmodularAttribution(NaNAfterFirst()).attribute(torch.randn(1, 3, 6, 6), target=0,
-                                                        feature_mask=grid_mask(6, 6, grid=2))
+        SubmodularAttribution(NaNAfterFirst()).attribute(
+            torch.randn(1, 3, 6, 6), target=0, feature_mask=grid_mask(6, 6, grid=2)
+        )
 
     def inf_model(x):
         return torch.full((x.shape[0], 3), float("inf"))
 
     with pytest.raises(NonFiniteOutputError, match="inf on the unperturbed input"):
-        SubmodularAttribution(inf_model).attribute(torch.randn(1, 3, 6, 6), target=0,
-                                                  feature_mask=grid_mask(6, 6, grid=2))
+        SubmodularAttribution(inf_model).attribute(
+            torch.randn(1, 3, 6, 6), target=0, feature_mask=grid_mask(6, 6, grid=2)
+        )
 
 
 def test_nothing_is_changed_behind_the_users_back():
@@ -539,7 +560,8 @@ def test_nothing_is_changed_behind_the_users_back():
 def test_scalar_output_rejects_a_target():
     with pytest.raises(ValueError, match="target"):
         SubmodularAttribution(RegionSum([1, 1, 1, 1]), output_type="scalar").attribute(
-            torch.ones(1, 1, 4, 4), target=0, feature_mask=MASK4)
+            torch.ones(1, 1, 4, 4), target=0, feature_mask=MASK4
+        )
 
 
 def test_constructor_validation():
@@ -554,7 +576,8 @@ def test_constructor_validation():
 def test_progress_bar(capsys):
     model = Counting(tiny_cnn(18))
     SubmodularAttribution(model, search="greedy").attribute(
-        torch.randn(1, 3, 6, 6), target=0, feature_mask=grid_mask(6, 6, grid=2), show_progress=True)
+        torch.randn(1, 3, 6, 6), target=0, feature_mask=grid_mask(6, 6, grid=2), show_progress=True
+    )
     err = capsys.readouterr().err
     assert "SubmodularAttribution attribution" in err
     # greedy at m=4: the total is the exact count from the first frame (issue 16), not an estimate

@@ -42,12 +42,22 @@ def tiny_model(device: str = "cpu") -> SimpleNamespace:
     """The ``--model-factory`` used by these tests: a small random CNN, 7 classes."""
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128, len(TINY_CLASSES)),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(128, len(TINY_CLASSES)),
     ).to(device)
-    return SimpleNamespace(model=model, preprocess=_TinyPreprocess(), class_names=list(TINY_CLASSES),
-                           name="tiny", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return SimpleNamespace(
+        model=model,
+        preprocess=_TinyPreprocess(),
+        class_names=list(TINY_CLASSES),
+        name="tiny",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )
 
 
 FACTORY = f"{os.path.abspath(__file__)}:tiny_model"
@@ -107,8 +117,7 @@ def test_no_command_prints_help_and_fails(capsys):
 
 
 def test_console_script_help():
-    exe = shutil.which("captum-submodular", path=os.path.dirname(sys.executable)) or shutil.which(
-        "captum-submodular")
+    exe = shutil.which("captum-submodular", path=os.path.dirname(sys.executable)) or shutil.which("captum-submodular")
     assert exe is not None, "console script missing: run `pip install -e . --no-deps`"
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -127,9 +136,19 @@ def test_explain_end_to_end(image_file, tmp_path, capsys):
     png, js = out / "photo.png", out / "photo.json"
     _check_png(str(png))
     record = json.loads(js.read_text())
-    for key in ("order", "minimal_subset", "minimal_subset_size", "n_evaluations", "seconds",
-                "search_insertion_curve", "search_deletion_curve", "insertion_curve", "deletion_curve",
-                "insertion_auc", "deletion_auc"):
+    for key in (
+        "order",
+        "minimal_subset",
+        "minimal_subset_size",
+        "n_evaluations",
+        "seconds",
+        "search_insertion_curve",
+        "search_deletion_curve",
+        "insertion_curve",
+        "deletion_curve",
+        "insertion_auc",
+        "deletion_auc",
+    ):
         assert key in record["methods"]["SubmodularAttribution"], key
     assert record["target"] == 1 and record["class_name"] == "tiger cat"
     assert record["model"] == "tiny" and record["image"] == os.path.abspath(image_file)
@@ -147,8 +166,7 @@ def test_explain_end_to_end(image_file, tmp_path, capsys):
 @pytest.mark.parametrize("regions", ["grid", "prior"])
 def test_explain_other_regions(regions, image_file, tmp_path, capsys):
     out = tmp_path / regions
-    rc = main(["explain", image_file, "--out", str(out), "--regions", regions, "--target", "2",
-               "--no-metrics", *FAST])
+    rc = main(["explain", image_file, "--out", str(out), "--regions", regions, "--target", "2", "--no-metrics", *FAST])
     assert rc == 0, capsys.readouterr().err
     record = json.loads((out / "photo.json").read_text())
     assert record["target"] == 2 and record["regions"]["kind"] == regions
@@ -171,8 +189,14 @@ def test_demo_end_to_end(tmp_path, capsys):
     methods = data["images"][0]["methods"]
     assert set(methods) == {"SubmodularAttribution", "Occlusion"}
     for rec in methods.values():
-        assert {"insertion_auc", "deletion_auc", "n_evaluations", "seconds", "insertion_curve",
-                "deletion_curve"} <= set(rec)
+        assert {
+            "insertion_auc",
+            "deletion_auc",
+            "n_evaluations",
+            "seconds",
+            "insertion_curve",
+            "deletion_curve",
+        } <= set(rec)
         assert 0.0 <= rec["insertion_auc"] <= 1.0 and 0.0 <= rec["deletion_auc"] <= 1.0
     # The table: a header with the expected columns, one row per method and image, and means.
     lines = captured.out.splitlines()
@@ -331,12 +355,16 @@ def test_summary_line_says_what_the_evaluations_include(image_file, tmp_path, ca
     assert ranked == sub["order"]
 
 
-@pytest.mark.parametrize("argv, needles", [
-    (["--n-regions", "1"], ["--n-regions", "at least 2"]),
-    (["--n-regions", "5000", "--search", "bidirectional"], ["--n-regions 5000", "--search bidirectional"]),
-])
-def test_region_limits_are_refused_in_the_flags_words_before_the_model_loads(argv, needles, image_file, tmp_path,
-                                                                            capsys):
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["--n-regions", "1"], ["--n-regions", "at least 2"]),
+        (["--n-regions", "5000", "--search", "bidirectional"], ["--n-regions 5000", "--search bidirectional"]),
+    ],
+)
+def test_region_limits_are_refused_in_the_flags_words_before_the_model_loads(
+    argv, needles, image_file, tmp_path, capsys
+):
     rc = main(["explain", image_file, "--out", str(tmp_path / "o"), "--model-factory", FACTORY, *argv])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and "error: " in err
@@ -353,8 +381,18 @@ def test_help_shows_the_region_limits(capsys):
 
 
 def test_old_flag_spellings_still_work_with_a_deprecation_message(image_file, tmp_path, capsys):
-    rc = main(["explain", image_file, "--out", str(tmp_path / "o"), "--batch-size", "3",
-               *[a for a in FAST if a != "--no-progress"], "--no-progress"])
+    rc = main(
+        [
+            "explain",
+            image_file,
+            "--out",
+            str(tmp_path / "o"),
+            "--batch-size",
+            "3",
+            *[a for a in FAST if a != "--no-progress"],
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "--batch-size is deprecated" in captured.err and "--perturbations-per-eval" in captured.err
@@ -371,6 +409,7 @@ def test_console_entry_restarts_once_with_the_allocator_tuned(monkeypatch):
     from captum_submodular import cli
 
     calls = []
+
     def fake_execve(exe, argv, env):
         calls.append((exe, argv, env))
         raise OSError("not in a test")

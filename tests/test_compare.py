@@ -51,8 +51,9 @@ def setup():
     net = tiny_net()
     x = images()
     methods = methods_for(net)
-    res = compare(net, x, None, methods, metrics=("insertion", "deletion", "insertion_blur"),
-                  n_steps=N_STEPS, show_progress=False)
+    res = compare(
+        net, x, None, methods, metrics=("insertion", "deletion", "insertion_blur"), n_steps=N_STEPS, show_progress=False
+    )
     return net, x, methods, res
 
 
@@ -84,8 +85,9 @@ def test_maps_are_the_methods_outputs(setup):
     t = res.targets
     fa = FeatureAblation(net).attribute(x[1:2], target=t[1], feature_mask=MASK)
     assert torch.equal(res.maps["FA"][1:2], fa)
-    (r,) = SubmodularAttribution(net, search="greedy").explain(x[0:1], target=t[0], feature_mask=MASK,
-                                                               perturbations_per_eval=16)  # as in methods_for
+    (r,) = SubmodularAttribution(net, search="greedy").explain(
+        x[0:1], target=t[0], feature_mask=MASK, perturbations_per_eval=16
+    )  # as in methods_for
     assert torch.equal(res.maps["ours"][0:1], r.attributions)
     cam = LayerGradCam(net, net[2]).attribute(x[2:3], target=t[2])
     assert cam.shape == (1, 1, H, W)  # the layer keeps the spatial size: no upsampling here
@@ -154,8 +156,16 @@ def test_clean_predictions_computed_once():
     counting = Counting(net)
     x = images(3)
     methods = methods_for(net)[1:3]  # the methods hold the plain net: their calls are not counted here
-    res = compare(counting, x, None, methods, metrics=("insertion", "deletion"), n_steps=N_STEPS,
-                  perturbations_per_eval=64, show_progress=False)
+    res = compare(
+        counting,
+        x,
+        None,
+        methods,
+        metrics=("insertion", "deletion"),
+        n_steps=N_STEPS,
+        perturbations_per_eval=64,
+        show_progress=False,
+    )
     # One clean pass of N rows, then each curve needs N·K rows (the clean point is reused).
     assert counting.calls == [3] + [3 * N_STEPS] * (len(methods) * 2)
     assert res.values["FA"]["evaluations"].tolist() == [10, 10, 10]
@@ -165,8 +175,15 @@ def test_baselines_passed_to_methods_and_metrics():
     net = tiny_net()
     x = images(2)
     base = 0.5
-    res = compare(net, x, [1, 2], [Method("FA", FeatureAblation(net), {"feature_mask": MASK})],
-                  baselines=base, n_steps=N_STEPS, show_progress=False)
+    res = compare(
+        net,
+        x,
+        [1, 2],
+        [Method("FA", FeatureAblation(net), {"feature_mask": MASK})],
+        baselines=base,
+        n_steps=N_STEPS,
+        show_progress=False,
+    )
     fa = FeatureAblation(net).attribute(x[:1], baselines=base, target=1, feature_mask=MASK)
     assert torch.equal(res.maps["FA"][:1], fa)
     with torch.no_grad():
@@ -287,6 +304,7 @@ def test_region_mode_reproduces_search_curves(search, attribution_map, seeds, bl
             assert [i for i in ranking if i not in zero] == [i for i in order if i not in zero]
         else:
             assert ranking == order
+
         # The region-mode metric replays the search's own curves along the map's ranking:
         # where the gain map moved the blind region to the zeros, the curve at each step is
         # the search's curve at the same number of visible regions (the blind one changes
@@ -329,10 +347,26 @@ def test_bad_input_names_the_argument():
 
 def test_concat_of_shards_equals_one_run(setup):
     net, x, methods, res = setup
-    parts = [compare(net, x[:1], None, methods, metrics=("insertion", "deletion", "insertion_blur"),
-                     n_steps=N_STEPS, show_progress=False),
-             compare(net, x[1:], None, methods, metrics=("insertion", "deletion", "insertion_blur"),
-                     n_steps=N_STEPS, show_progress=False)]
+    parts = [
+        compare(
+            net,
+            x[:1],
+            None,
+            methods,
+            metrics=("insertion", "deletion", "insertion_blur"),
+            n_steps=N_STEPS,
+            show_progress=False,
+        ),
+        compare(
+            net,
+            x[1:],
+            None,
+            methods,
+            metrics=("insertion", "deletion", "insertion_blur"),
+            n_steps=N_STEPS,
+            show_progress=False,
+        ),
+    ]
     joined = Comparison.concat(parts)
     assert joined.targets == res.targets and joined.predictions == res.predictions
     assert joined.target_probabilities == pytest.approx(res.target_probabilities, abs=1e-6)
@@ -340,12 +374,17 @@ def test_concat_of_shards_equals_one_run(setup):
         for key in ("insertion", "deletion", "insertion_blur", "evaluations"):
             assert np.allclose(joined.values[m.name][key], res.values[m.name][key], atol=1e-6), (m.name, key)
         assert torch.allclose(joined.maps[m.name], res.maps[m.name], atol=1e-6)
-        assert torch.allclose(joined.curves[m.name]["deletion"].scores, res.curves[m.name]["deletion"].scores,
-                              atol=1e-6)
+        assert torch.allclose(
+            joined.curves[m.name]["deletion"].scores, res.curves[m.name]["deletion"].scores, atol=1e-6
+        )
     assert torch.equal(joined.inputs, res.inputs)
     with pytest.raises(ValueError, match="parts\\[1\\]: methods"):
-        Comparison.concat([parts[0], compare(net, x[1:], None, methods[:1], metrics=("insertion",),
-                                             n_steps=N_STEPS, show_progress=False)])
+        Comparison.concat(
+            [
+                parts[0],
+                compare(net, x[1:], None, methods[:1], metrics=("insertion",), n_steps=N_STEPS, show_progress=False),
+            ]
+        )
     with pytest.raises(ValueError, match="parts: expected"):
         Comparison.concat([])
 
@@ -354,10 +393,20 @@ def test_concat_pads_region_curves_with_their_last_point():
     from captum_submodular.compare.result import _concat_curves
     from captum_submodular.metrics import CurveResult
 
-    a = CurveResult(area=torch.tensor([0.5]), fractions=torch.tensor([[0.0, 0.5, 1.0]]),
-                    scores=torch.tensor([[0.2, 0.6, 0.9]]), lengths=torch.tensor([3]), kind="insertion")
-    b = CurveResult(area=torch.tensor([0.4]), fractions=torch.tensor([[0.0, 1.0]]),
-                    scores=torch.tensor([[0.1, 0.7]]), lengths=torch.tensor([2]), kind="insertion")
+    a = CurveResult(
+        area=torch.tensor([0.5]),
+        fractions=torch.tensor([[0.0, 0.5, 1.0]]),
+        scores=torch.tensor([[0.2, 0.6, 0.9]]),
+        lengths=torch.tensor([3]),
+        kind="insertion",
+    )
+    b = CurveResult(
+        area=torch.tensor([0.4]),
+        fractions=torch.tensor([[0.0, 1.0]]),
+        scores=torch.tensor([[0.1, 0.7]]),
+        lengths=torch.tensor([2]),
+        kind="insertion",
+    )
     c = _concat_curves([a, b])
     assert torch.equal(c.scores, torch.tensor([[0.2, 0.6, 0.9], [0.1, 0.7, 0.7]]))
     assert torch.equal(c.fractions, torch.tensor([[0.0, 0.5, 1.0], [0.0, 1.0, 1.0]]))
@@ -372,8 +421,10 @@ def test_standard_methods_lineup_and_published_stand_in():
 
     net = tiny_net()
     assert [m.name for m in standard_methods(net)] == list(DEFAULT_LINEUP)
-    built = {m.name: m for m in standard_methods(net, include=STANDARD_METHODS, n_segments=4,
-                                                 published_segments=6, lime_samples=7)}
+    built = {
+        m.name: m
+        for m in standard_methods(net, include=STANDARD_METHODS, n_segments=4, published_segments=6, lime_samples=7)
+    }
     assert list(built) == list(STANDARD_METHODS)
     assert isinstance(built["Lime"].attribution, Lime) and built["Lime"].kwargs["n_samples"] == 7
     pub = built["published"].attribution
@@ -392,11 +443,19 @@ def test_compare_leaves_a_training_mode_model_unchanged():
     from captum.attr import Occlusion
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-                        nn.Flatten(), nn.Linear(16, 5)).train()
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+    ).train()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    methods = [Method("Occlusion", Occlusion(net), {"sliding_window_shapes": (3, 4, 4), "strides": (3, 4, 4)}),
-               Method("ours", SubmodularAttribution(net), kwargs_fn=lambda i, x: {"feature_mask": MASK})]
+    methods = [
+        Method("Occlusion", Occlusion(net), {"sliding_window_shapes": (3, 4, 4), "strides": (3, 4, 4)}),
+        Method("ours", SubmodularAttribution(net), kwargs_fn=lambda i, x: {"feature_mask": MASK}),
+    ]
     with pytest.warns(UserWarning, match="training mode"):
         compare(net, images(2), None, methods, n_steps=N_STEPS, show_progress=False)
     after = net.state_dict()

@@ -69,9 +69,14 @@ def tiny_preprocess(image: Image.Image) -> torch.Tensor:
 
 def tiny_model() -> LoadedModel:
     """The model factory (top-level, picklable; also used by the CLI test as FILE:tiny_model)."""
-    return LoadedModel(model=TinyNet().eval(), preprocess=tiny_preprocess,
-                       class_names=[f"c{i}" for i in range(N_CLASSES)], name="tiny",
-                       mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return LoadedModel(
+        model=TinyNet().eval(),
+        preprocess=tiny_preprocess,
+        class_names=[f"c{i}" for i in range(N_CLASSES)],
+        name="tiny",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )
 
 
 def write_images(folder, names=("a.png", "imagenet_07_3.png", "sub/c.jpg")):
@@ -139,9 +144,9 @@ def test_in_process_records_equal_direct_explain(tmp_path):
         np.testing.assert_array_equal(rec["search_insertion_curve"], res.insertion_curve.numpy())
         np.testing.assert_array_equal(rec["search_deletion_curve"], res.deletion_curve.numpy())
         assert rec["search_insertion_area"] == pytest.approx(
-            float(np.trapezoid(res.insertion_curve.numpy(), dx=1 / 16)))
-        assert rec["search_deletion_area"] == pytest.approx(
-            float(np.trapezoid(res.deletion_curve.numpy(), dx=1 / 16)))
+            float(np.trapezoid(res.insertion_curve.numpy(), dx=1 / 16))
+        )
+        assert rec["search_deletion_area"] == pytest.approx(float(np.trapezoid(res.deletion_curve.numpy(), dx=1 / 16)))
         assert rec["minimal_subset"] == res.minimal_subset.tolist()
         assert rec["minimal_subset_size"] == res.minimal_subset_size
         assert rec["n_evaluations"] == res.n_evaluations
@@ -154,8 +159,7 @@ def test_in_process_records_equal_direct_explain(tmp_path):
         np.testing.assert_array_equal(amap.astype(np.float32), res.attributions[0, 0].numpy())
         # pixel-grid metric curves and areas are those of the metric functions
         for kind, fn in (("insertion", metrics.insertion), ("deletion", metrics.deletion)):
-            curves = fn(lm.model, x, res.attributions, target=target, baselines=0.0, n_steps=10,
-                        return_curves=True)
+            curves = fn(lm.model, x, res.attributions, target=target, baselines=0.0, n_steps=10, return_curves=True)
             assert rec[f"{kind}_area"] == pytest.approx(float(curves.area[0]), abs=1e-12)
             np.testing.assert_allclose(rec[f"{kind}_scores"], curves.scores[0].numpy(), atol=1e-12)
             np.testing.assert_array_equal(rec[f"{kind}_fractions"], curves.fractions[0].numpy())
@@ -245,12 +249,24 @@ def test_rows_with_bytes_like_ray_read_binary_files(tmp_path):
     from captum_submodular.dataset.worker import _Config
 
     (path,) = write_images(tmp_path / "imgs", names=("imagenet_01_2.png",))
-    cfg = _Config(regions=REGIONS, search="bidirectional", weights=None, target="predicted",
-                  label_fn=parse_imagenet_label, metrics=(), metric_steps=10, perturbations_per_eval=64,
-                  device="cpu")
+    cfg = _Config(
+        regions=REGIONS,
+        search="bidirectional",
+        weights=None,
+        target="predicted",
+        label_fn=parse_imagenet_label,
+        metrics=(),
+        metric_steps=10,
+        perturbations_per_eval=64,
+        device="cpu",
+    )
     worker = DatasetExplainer(tiny_model, cfg)
-    table = worker([{"bytes": path.read_bytes(), "path": "remote/imagenet_01_2.png"},
-                    {"bytes": b"\x89PNG broken", "path": "remote/bad.png", "label": 1}])
+    table = worker(
+        [
+            {"bytes": path.read_bytes(), "path": "remote/imagenet_01_2.png"},
+            {"bytes": b"\x89PNG broken", "path": "remote/bad.png", "label": 1},
+        ]
+    )
     ok, bad = table.to_pylist()
     assert ok["status"] == "ok" and ok["image_id"] == "remote/imagenet_01_2.png" and ok["label"] == 2
     direct = worker.explain_row({"image_id": "x", "path": str(path)})
@@ -289,9 +305,21 @@ def test_cli_entry_point(tmp_path, capsys):
     write_images(tmp_path / "imgs")
     parser = argparse.ArgumentParser(prog="captum-submodular")
     add_explain_dataset_parser(parser.add_subparsers(dest="command"))
-    argv = ["explain-dataset", str(tmp_path / "imgs"), "--out", str(tmp_path / "out"),
-            "--model-factory", f"{__file__}:tiny_model", "--regions", "grid", "--n-regions", "9",
-            "--metric-steps", "5", "--no-progress"]
+    argv = [
+        "explain-dataset",
+        str(tmp_path / "imgs"),
+        "--out",
+        str(tmp_path / "out"),
+        "--model-factory",
+        f"{__file__}:tiny_model",
+        "--regions",
+        "grid",
+        "--n-regions",
+        "9",
+        "--metric-steps",
+        "5",
+        "--no-progress",
+    ]
     args = parser.parse_args(argv)
     assert args.func is run_explain_dataset
     assert run_explain_dataset(args) == 0
@@ -309,8 +337,10 @@ def test_cli_entry_point(tmp_path, capsys):
 @needs_pyarrow
 def test_ray_local_mode_equals_in_process(tmp_path):
     if importlib.util.find_spec("ray") is None:
-        pytest.skip("Ray is not installed (pip install 'captum_submodular[ray]'); the in-process tests cover "
-                    "the same per-image code")
+        pytest.skip(
+            "Ray is not installed (pip install 'captum_submodular[ray]'); the in-process tests cover "
+            "the same per-image code"
+        )
     import ray
     import ray.cloudpickle
 

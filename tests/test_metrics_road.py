@@ -41,8 +41,9 @@ def test_road_curve_points_are_the_imputed_images():
     # insertion: the not-yet-inserted elements are imputed from the inserted ones; nothing
     # inserted gives the baselines.
     ins = insertion(net, x, attr, 2, baselines=0.5, n_steps=4, substrate=road, return_curves=True)
-    assert ins.scores[0, 0].item() == pytest.approx(torch.softmax(net(torch.full_like(x, 0.5)), 1)[0, 2].item(),
-                                                    abs=1e-6)
+    assert ins.scores[0, 0].item() == pytest.approx(
+        torch.softmax(net(torch.full_like(x, 0.5)), 1)[0, 2].item(), abs=1e-6
+    )
     assert ins.scores[0, 4].item() == pytest.approx(torch.softmax(net(x), 1)[0, 2].item(), abs=1e-6)
 
 
@@ -52,16 +53,26 @@ def test_batched_equals_one_by_one_and_noise_is_seed_stable(noise_std):
     x = images(3, seed=1)
     attr = torch.randn(3, 3, 10, 10, generator=torch.Generator().manual_seed(4))
     road = RoadSubstrate(noise_std=noise_std, seed=7)
-    batched = deletion(net, x, attr, [0, 1, 2], n_steps=6, substrate=road, perturbations_per_eval=64,
-                       return_curves=True)
+    batched = deletion(
+        net, x, attr, [0, 1, 2], n_steps=6, substrate=road, perturbations_per_eval=64, return_curves=True
+    )
     for i in range(3):
-        single = deletion(net, x[i:i + 1], attr[i:i + 1], i, n_steps=6, substrate=road, perturbations_per_eval=1,
-                          return_curves=True)
+        single = deletion(
+            net,
+            x[i : i + 1],
+            attr[i : i + 1],
+            i,
+            n_steps=6,
+            substrate=road,
+            perturbations_per_eval=1,
+            return_curves=True,
+        )
         torch.testing.assert_close(single.scores[0], batched.scores[i], rtol=0, atol=1e-6)
     again = deletion(net, x, attr, [0, 1, 2], n_steps=6, substrate=road, return_curves=True)
     torch.testing.assert_close(again.scores, batched.scores, rtol=0, atol=0)
-    other = deletion(net, x, attr, [0, 1, 2], n_steps=6, substrate=RoadSubstrate(noise_std=noise_std, seed=8),
-                     return_curves=True)
+    other = deletion(
+        net, x, attr, [0, 1, 2], n_steps=6, substrate=RoadSubstrate(noise_std=noise_std, seed=8), return_curves=True
+    )
     if noise_std == 0:
         torch.testing.assert_close(other.scores, batched.scores, rtol=0, atol=0)
     else:

@@ -50,8 +50,9 @@ def test_bar_ends_on_its_exact_total(bars, search, within_region, effectiveness)
     model = CountingModel(tiny_cnn(6))
     x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(6))
     kw = dict(embedding=model.net[3]) if effectiveness else {}
-    sa = SubmodularAttribution(model, search=search, weights=ObjectiveWeights(effectiveness=effectiveness),
-                               within_region=within_region, **kw)
+    sa = SubmodularAttribution(
+        model, search=search, weights=ObjectiveWeights(effectiveness=effectiveness), within_region=within_region, **kw
+    )
     assert sa.search.expected_evaluations(16) is not None
     results = sa.explain(x, target=[2, 4], feature_mask=grid_mask(12, 12, grid=4), show_progress=True)
     (bar,) = bars
@@ -66,8 +67,13 @@ def test_bar_ends_on_its_exact_total(bars, search, within_region, effectiveness)
 def test_adaptive_search_bar_counts_every_evaluation(bars):
     model = CountingModel(tiny_cnn(6))
     x = torch.randn(1, 3, 12, 12, generator=torch.Generator().manual_seed(7))
-    sa = SubmodularAttribution(model, search="refined", within_region="gradient",
-                               weights=ObjectiveWeights(effectiveness=0.05), embedding=model.net[3])
+    sa = SubmodularAttribution(
+        model,
+        search="refined",
+        within_region="gradient",
+        weights=ObjectiveWeights(effectiveness=0.05),
+        embedding=model.net[3],
+    )
     (r,) = sa.explain(x, target=1, feature_mask=grid_mask(12, 12, grid=4), show_progress=True)
     (bar,) = bars
     assert bar.total is None

@@ -67,8 +67,9 @@ class Model(nn.Module):
     ``softmax=True`` returns probabilities.  ``calls`` counts the model calls.
     """
 
-    def __init__(self, features: int, classes: int, kind: str, softmax: bool, seed: int,
-                 float64: bool, scale_arg: bool) -> None:
+    def __init__(
+        self, features: int, classes: int, kind: str, softmax: bool, seed: int, float64: bool, scale_arg: bool
+    ) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.kind = kind
@@ -122,8 +123,10 @@ class Model(nn.Module):
 
 
 def model_state(model: nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, bool]]:
-    return ({k: v.detach().clone() for k, v in model.state_dict().items()},
-            {name: m.training for name, m in model.named_modules()})
+    return (
+        {k: v.detach().clone() for k, v in model.state_dict().items()},
+        {name: m.training for name, m in model.named_modules()},
+    )
 
 
 def assert_model_unchanged(model: nn.Module, saved) -> None:
@@ -180,14 +183,41 @@ class Case:
         self.faults.append((name, phase))
 
 
-ATTRIBUTION_SITES = ["batch0", "many", "ndim1", "zero_axis", "nan_input", "batch_mismatch", "list_inputs",
-                     "baseline_shape", "baseline_value", "baseline_length", "baseline_list", "mask", "mask_count",
-                     "mask_list", "model_output", "model_output", "model_output", "classes", "scalar_target",
-                     "target_form", "target_range", "target_range", "search", "ppe", "weights", "gradient",
-                     "threshold", "train_mode"]
-METRIC_SITES = [s for s in ATTRIBUTION_SITES if s not in ("search", "weights", "gradient", "threshold", "train_mode",
-                                                          "scalar_target")] + [
-    "n_steps", "substrate", "attributions", "attributions_list"]
+ATTRIBUTION_SITES = [
+    "batch0",
+    "many",
+    "ndim1",
+    "zero_axis",
+    "nan_input",
+    "batch_mismatch",
+    "list_inputs",
+    "baseline_shape",
+    "baseline_value",
+    "baseline_length",
+    "baseline_list",
+    "mask",
+    "mask_count",
+    "mask_list",
+    "model_output",
+    "model_output",
+    "model_output",
+    "classes",
+    "scalar_target",
+    "target_form",
+    "target_range",
+    "target_range",
+    "search",
+    "ppe",
+    "weights",
+    "gradient",
+    "threshold",
+    "train_mode",
+]
+METRIC_SITES = [
+    s
+    for s in ATTRIBUTION_SITES
+    if s not in ("search", "weights", "gradient", "threshold", "train_mode", "scalar_target")
+] + ["n_steps", "substrate", "attributions", "attributions_list"]
 
 
 def bad(draw, case: Case, site: str, one_in: int = 8) -> bool:
@@ -239,9 +269,14 @@ def inputs_part(draw, case: Case) -> None:
     if bad(draw, case, "list_inputs", 15):
         form = "list"
     case.inputs = tensors[0] if form == "tensor" else (tuple(tensors) if form == "tuple" else list(tensors))
-    if (form == "list" or n == 0 or any(t.dim() < 2 for t in tensors)
-            or any(t.shape[0] != n for t in tensors) or any(math.prod(t.shape[1:]) == 0 for t in tensors)
-            or any(t.is_floating_point() and bool(torch.isnan(t).any()) for t in tensors)):
+    if (
+        form == "list"
+        or n == 0
+        or any(t.dim() < 2 for t in tensors)
+        or any(t.shape[0] != n for t in tensors)
+        or any(math.prod(t.shape[1:]) == 0 for t in tensors)
+        or any(t.is_floating_point() and bool(torch.isnan(t).any()) for t in tensors)
+    ):
         case.fault("inputs", PRE)
 
 
@@ -405,8 +440,9 @@ def model_part(draw, case: Case, output_type: str) -> None:
     features = sum(int(np.prod(x.shape[1:])) if x.dim() > 1 else 1 for x in case.tensors)
     float64 = all(x.dtype == torch.float64 for x in case.tensors) and draw(st.booleans())
     scale_arg = draw(st.integers(0, 6)) == 0
-    case.model = Model(max(features, 1), classes, kind, output_type == "probabilities",
-                       draw(st.integers(0, 2**16)), float64, scale_arg)
+    case.model = Model(
+        max(features, 1), classes, kind, output_type == "probabilities", draw(st.integers(0, 2**16)), float64, scale_arg
+    )
     case.classes = classes
     if scale_arg:  # a per-example forward argument
         case.kwargs["additional_forward_args"] = torch.linspace(0.5, 1.5, max(case.n, 1))
@@ -494,8 +530,7 @@ def names_a_fault(err: BaseException, faults: List[Tuple[str, str]], phases: Seq
     for name, phase in faults:
         if phase in phases and name in message:
             return True
-    return isinstance(err, NonFiniteOutputError) and any(
-        name == "NaN" and phase in phases for name, phase in faults)
+    return isinstance(err, NonFiniteOutputError) and any(name == "NaN" and phase in phases for name, phase in faults)
 
 
 def check_error(err: BaseException, case: Case, calls: int, first_calls: int, extra_calls: int) -> None:
@@ -517,7 +552,8 @@ def check_error(err: BaseException, case: Case, calls: int, first_calls: int, ex
     event(f"error after {'no' if calls == 0 else 'some'} model call: {type(err).__name__}")
     event(f"faults drawn: {sorted({name for name, _ in case.faults})}{'' if case.site else ' (in a clean case)'}")
     assert names_a_fault(err, case.faults, allowed), (
-        f"the message does not name a drawn fault {case.faults} (phases {allowed}): {type(err).__name__}: {err}")
+        f"the message does not name a drawn fault {case.faults} (phases {allowed}): {type(err).__name__}: {err}"
+    )
 
 
 def run(fn: Callable[[], Any]) -> Tuple[Any, Optional[BaseException], List[warnings.WarningMessage]]:
@@ -576,7 +612,7 @@ def rounding(case: Case, results) -> float:
             scale = max(scale, float(out.abs().max()))
     for m, flag in modes.items():
         m.training = flag
-    for b in (case.baselines if isinstance(case.baselines, tuple) else (case.baselines,)):
+    for b in case.baselines if isinstance(case.baselines, tuple) else (case.baselines,):
         if isinstance(b, (int, float)):
             scale = max(scale, abs(b) * 4 if math.isfinite(b) else 1.0)  # a linear model of weights ~1
     return 64 * eps * scale
@@ -665,19 +701,28 @@ def make(case: Case, options: Dict[str, Any]) -> SubmodularAttribution:
 @given(attribution_cases())
 def test_attribution_correct_result_or_clear_error(drawn):
     case, options, entry = drawn
-    note(f"faults={case.faults} options={options} entry={entry} ppe={case.ppe} "
-         f"shapes={[(tuple(x.shape), x.dtype) for x in case.tensors]} target={case.target!r} "
-         f"baselines={case.baselines!r} mask={case.mask!r} model={case.model.kind} kwargs={case.kwargs}")
+    note(
+        f"faults={case.faults} options={options} entry={entry} ppe={case.ppe} "
+        f"shapes={[(tuple(x.shape), x.dtype) for x in case.tensors]} target={case.target!r} "
+        f"baselines={case.baselines!r} mask={case.mask!r} model={case.model.kind} kwargs={case.kwargs}"
+    )
     saved_model = model_state(case.model)
     saved_args = clone((case.tensors, case.baselines, case.mask, case.target))
 
     def call(ppe=case.ppe, args=None, how=entry):
-        args = args or dict(inputs=case.inputs, baselines=case.baselines, target=case.target,
-                            feature_mask=case.mask, kwargs=case.kwargs)
+        args = args or dict(
+            inputs=case.inputs, baselines=case.baselines, target=case.target, feature_mask=case.mask, kwargs=case.kwargs
+        )
         sa = make(case, options)
         fn = sa.attribute if how == "attribute" else sa.explain
-        return fn(args["inputs"], baselines=args["baselines"], target=args["target"],
-                  feature_mask=args["feature_mask"], perturbations_per_eval=ppe, **args["kwargs"])
+        return fn(
+            args["inputs"],
+            baselines=args["baselines"],
+            target=args["target"],
+            feature_mask=args["feature_mask"],
+            perturbations_per_eval=ppe,
+            **args["kwargs"],
+        )
 
     case.model.calls = 0
     result, err, caught = run(call)
@@ -716,8 +761,12 @@ def test_attribution_correct_result_or_clear_error(drawn):
     if entry == "explain":
         assert_same_explanations(result, reference, "perturbations_per_eval", tol)
     else:
-        ref_maps = tuple(torch.cat([(r.attributions if isinstance(r.attributions, tuple) else (r.attributions,))[j]
-                                    for r in reference]) for j in range(len(case.tensors)))
+        ref_maps = tuple(
+            torch.cat(
+                [(r.attributions if isinstance(r.attributions, tuple) else (r.attributions,))[j] for r in reference]
+            )
+            for j in range(len(case.tensors))
+        )
         for a, b in zip(maps, ref_maps):
             assert torch.equal(a == 0, b == 0), "perturbations_per_eval: exact zeros differ"
             torch.testing.assert_close(a, b, rtol=1e-4, atol=tol)
@@ -756,21 +805,29 @@ def metric_cases(draw):
         n_steps = 0
         case.fault("n_steps", PRE)
     floats = all(x.is_floating_point() for x in case.tensors)
-    substrate = draw(st.sampled_from([None, None, "baseline"] + (["mean"] if floats else [])
-                                     + (["blur"] if fn == "deletion" else [])))
+    substrate = draw(
+        st.sampled_from(
+            [None, None, "baseline"] + (["mean"] if floats else []) + (["blur"] if fn == "deletion" else [])
+        )
+    )
     images = floats and all(x.dim() == 4 for x in case.tensors)
     masks = case.mask if isinstance(case.mask, (tuple, list)) else (case.mask,)
     per_pixel = case.mask is None or all(  # ROAD imputes whole pixels: one region id across channels
         isinstance(m, torch.Tensor) and m.dim() <= x.dim() and ((1,) * (x.dim() - m.dim()) + tuple(m.shape))[1] == 1
-        for m, x in zip(masks, case.tensors))
+        for m, x in zip(masks, case.tensors)
+    )
     if images and per_pixel and draw(st.booleans()):
         substrate = "road"
     if bad(draw, case, "substrate", 10):
         substrate = draw(st.sampled_from(["nope", "mean", "blur", "road"]))
         if substrate == "road" and not per_pixel:
             substrate = "nope"
-        if (substrate == "nope" or (substrate == "mean" and not floats) or (substrate == "blur" and fn != "deletion")
-                or (substrate == "road" and not images)):
+        if (
+            substrate == "nope"
+            or (substrate == "mean" and not floats)
+            or (substrate == "blur" and fn != "deletion")
+            or (substrate == "road" and not images)
+        ):
             case.fault("substrate", PRE)  # blur: tiny inputs are never N×C×H×W with H, W > 5
     # attributions: like the inputs, one channel, integers; or NaN, a wrong shape, a list
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
@@ -811,15 +868,24 @@ METRIC_FNS = {"insertion": insertion, "deletion": deletion, "highest_confidence"
 @given(metric_cases())
 def test_metrics_correct_result_or_clear_error(drawn):
     case, name, attributions, kwargs = drawn
-    note(f"{name} faults={case.faults} kwargs={kwargs} shapes={[(tuple(x.shape), x.dtype) for x in case.tensors]} "
-         f"target={case.target!r} baselines={case.baselines!r} mask={case.mask!r} model={case.model.kind} "
-         f"attributions={attributions!r}")
+    note(
+        f"{name} faults={case.faults} kwargs={kwargs} shapes={[(tuple(x.shape), x.dtype) for x in case.tensors]} "
+        f"target={case.target!r} baselines={case.baselines!r} mask={case.mask!r} model={case.model.kind} "
+        f"attributions={attributions!r}"
+    )
     fn = METRIC_FNS[name]
     saved_model = model_state(case.model)
     saved_args = clone((case.tensors, case.baselines, case.mask, case.target, attributions))
 
-    def call(ppe=case.ppe, inputs=case.inputs, attrs=attributions, target=case.target, baselines=case.baselines,
-             mask=case.mask, afa=kwargs.get("additional_forward_args")):  # noqa: B008 - bound once, on purpose
+    def call(
+        ppe=case.ppe,
+        inputs=case.inputs,
+        attrs=attributions,
+        target=case.target,
+        baselines=case.baselines,
+        mask=case.mask,
+        afa=kwargs.get("additional_forward_args"),  # noqa: B008 - bound once, on purpose
+    ):
         kw = dict(kwargs, perturbations_per_eval=ppe)
         kw.pop("additional_forward_args", None)
         res = fn(case.model, inputs, attrs, target, baselines, afa, feature_mask=mask, **kw)
@@ -847,10 +913,19 @@ def test_metrics_correct_result_or_clear_error(drawn):
     if case.n > 1:
         for i in range(case.n):
             args = example_args(case, i)
-            a_i = (attributions[i : i + 1] if isinstance(attributions, torch.Tensor)
-                   else tuple(a[i : i + 1] for a in attributions))
-            single = call(inputs=args["inputs"], attrs=a_i, target=args["target"], baselines=args["baselines"],
-                          mask=args["feature_mask"], afa=args["kwargs"].get("additional_forward_args"))
+            a_i = (
+                attributions[i : i + 1]
+                if isinstance(attributions, torch.Tensor)
+                else tuple(a[i : i + 1] for a in attributions)
+            )
+            single = call(
+                inputs=args["inputs"],
+                attrs=a_i,
+                target=args["target"],
+                baselines=args["baselines"],
+                mask=args["feature_mask"],
+                afa=args["kwargs"].get("additional_forward_args"),
+            )
             # region mode pads shorter curves: the area is the same
             torch.testing.assert_close(single[0], result[i], rtol=1e-5, atol=1e-6)
 
@@ -865,16 +940,24 @@ def grid_cases(draw):
     h, w = draw(size), draw(size)
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (h, w)):
         faults.append("height")
-    spec = st.one_of(st.none(), st.integers(0, 4), st.tuples(st.integers(0, 4), st.integers(0, 4)),
-                     st.sampled_from([2.5, (2,), (1, 2, 3), "2", True, (2.0, 2)]))
+    spec = st.one_of(
+        st.none(),
+        st.integers(0, 4),
+        st.tuples(st.integers(0, 4), st.integers(0, 4)),
+        st.sampled_from([2.5, (2,), (1, 2, 3), "2", True, (2.0, 2)]),
+    )
     grid, tile = draw(spec), draw(spec)
     if (grid is None) == (tile is None):
         faults.append("exactly one")
     elif not faults:
         name, value = ("grid", grid) if grid is not None else ("tile_size", tile)
         pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
-        ok = (isinstance(pair, tuple) and len(pair) == 2
-              and all(isinstance(v, int) and not isinstance(v, bool) for v in pair) and min(pair) >= 1)
+        ok = (
+            isinstance(pair, tuple)
+            and len(pair) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+            and min(pair) >= 1
+        )
         if ok and name == "grid":
             ok = pair[0] <= h and pair[1] <= w
         if not ok:

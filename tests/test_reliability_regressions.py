@@ -134,13 +134,15 @@ def test_2_one_output_per_example_with_logits_names_output_type_scalar():
     for f in (lambda t: lin(t.flatten(1))[:, 0], lambda t: lin(t.flatten(1))[:, :1]):
         counting = Counting(f)
         with pytest.raises(ValueError, match="output_type='scalar'"):
-            SubmodularAttribution(counting).attribute(x, target=0 if f(x).dim() == 2 else None, feature_mask=MASK,
-                                                      perturbations_per_eval=1)
+            SubmodularAttribution(counting).attribute(
+                x, target=0 if f(x).dim() == 2 else None, feature_mask=MASK, perturbations_per_eval=1
+            )
         assert counting.calls == [1]  # at the first forward of the clean input
     counting = Counting(lambda t: torch.sigmoid(lin(t.flatten(1))[:, :1]))
     with pytest.raises(ValueError, match="output_type='probabilities' needs at least 2 classes.*'scalar'"):
-        SubmodularAttribution(counting, output_type="probabilities").attribute(x, target=0, feature_mask=MASK,
-                                                                             perturbations_per_eval=1)
+        SubmodularAttribution(counting, output_type="probabilities").attribute(
+            x, target=0, feature_mask=MASK, perturbations_per_eval=1
+        )
     assert counting.calls == [1]
     # the scalar reading is batch-independent and not all zero
     sa = SubmodularAttribution(lambda t: lin(t.flatten(1))[:, 0], output_type="scalar")
@@ -243,7 +245,8 @@ def test_5_embedding_with_nan_or_wrong_rows_is_an_error():
             counting = Counting(model)
             with pytest.raises(ValueError, match="embedding must return one output row per input row"):
                 SubmodularAttribution(counting, weights=w, embedding=emb).attribute(
-                    x, target=0, perturbations_per_eval=ppe)
+                    x, target=0, perturbations_per_eval=ppe
+                )
             assert counting.rows == 1
 
 
@@ -315,8 +318,9 @@ def test_10_sliding_window_shapes_int():
         with pytest.raises(ValueError, match="sliding_window_shapes"):
             SubmodularAttribution(counting).attribute(torch.randn(1, 3, 6, 6), target=0, sliding_window_shapes=w)
     with pytest.raises(ValueError, match="strides"):
-        SubmodularAttribution(counting).attribute(torch.randn(1, 3, 6, 6), target=0,
-                                                  sliding_window_shapes=(3, 3, 3), strides="a")
+        SubmodularAttribution(counting).attribute(
+            torch.randn(1, 3, 6, 6), target=0, sliding_window_shapes=(3, 3, 3), strides="a"
+        )
     assert counting.rows == 0
 
 
@@ -362,9 +366,11 @@ def test_14_within_region_gradient_fails_before_the_search():
         SubmodularAttribution(counting, within_region="gradient").attribute(torch.tensor([[1, 2, 3, 4]]), target=0)
     assert counting.rows == 0
     x = torch.randn(2, 4)
-    for f, msg in ((lambda t: torch.from_numpy(lin(t).numpy()), "failed on inputs that require grad"),
-                   (lambda t: lin(t).detach().numpy(), "return a torch tensor"),
-                   (lambda t: lin(t).detach(), "does not depend on the inputs")):
+    for f, msg in (
+        (lambda t: torch.from_numpy(lin(t).numpy()), "failed on inputs that require grad"),
+        (lambda t: lin(t).detach().numpy(), "return a torch tensor"),
+        (lambda t: lin(t).detach(), "does not depend on the inputs"),
+    ):
         counting = Counting(f)
         with pytest.raises(ValueError, match=f"within_region='gradient'.*{msg}"):
             SubmodularAttribution(counting, within_region="gradient").attribute(x, target=0)
@@ -491,18 +497,24 @@ def test_non_finite_output_on_the_baseline_blames_the_baseline():
     w = ObjectiveWeights(20, 5, 0.01, 0.05)
     with pytest.raises(NonFiniteOutputError, match=r"The embedding contains inf on the baseline itself.*`baselines`"):
         SubmodularAttribution(net, weights=w, embedding=lambda z: net[1](z.flatten(1)) * 1e10).attribute(
-            x, baselines=3e38, target=0, feature_mask=mask)
+            x, baselines=3e38, target=0, feature_mask=mask
+        )
     with pytest.raises(NonFiniteOutputError, match=r"The model output contains .* on the baseline itself"):
         SubmodularAttribution(lambda z: net(z) * 1e10).attribute(x, baselines=3e38, target=0, feature_mask=mask)
     # Finite on the input and on the baseline, but not on a mix of them: the hint names `baselines`.
-    with pytest.raises(NonFiniteOutputError, match=r"on a perturbed input.*cannot evaluate inputs that mix it with "
-                                                   r"`baselines`"):
-        SubmodularAttribution(lambda z: net(z) * torch.where((z == 0).any() & (z != 0).any(), float("inf"), 1.0)
-                              ).attribute(x, target=0, feature_mask=mask)
+    with pytest.raises(
+        NonFiniteOutputError,
+        match=r"on a perturbed input.*cannot evaluate inputs that mix it with "
+        r"`baselines`",
+    ):
+        SubmodularAttribution(
+            lambda z: net(z) * torch.where((z == 0).any() & (z != 0).any(), float("inf"), 1.0)
+        ).attribute(x, target=0, feature_mask=mask)
     # A model that is non-finite on the input itself keeps the old message.
     with pytest.raises(NonFiniteOutputError, match=r"The model output contains NaN on the unperturbed input"):
         SubmodularAttribution(lambda z: net(z) * torch.where(z.abs().sum() > 0, float("nan"), 1.0)).attribute(
-            x, target=0, feature_mask=mask)
+            x, target=0, feature_mask=mask
+        )
 
 
 def test_float16_outputs_with_zero_probabilities_keep_a_finite_objective():

@@ -27,7 +27,8 @@ def test_rounds_are_the_model_calls_of_an_unbounded_batch(search, extras):
         kwargs.update(weights=ObjectiveWeights(20, 5, 0.01, 0.05), embedding=model.net[3])
     x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     (r,) = SubmodularAttribution(model, search=search, **kwargs).explain(
-        x, target=1, feature_mask=MASK, perturbations_per_eval=10_000)
+        x, target=1, feature_mask=MASK, perturbations_per_eval=10_000
+    )
     assert r.n_rounds == len(model.calls)
     assert sum(model.calls) == r.n_evaluations
 
@@ -41,7 +42,8 @@ def test_rounds_do_not_depend_on_the_batch_or_the_other_examples(search):
     for i, t in enumerate([0, 2, 4]):
         counting = CountingModel(model)
         (single,) = SubmodularAttribution(counting, search=search).explain(
-            x[i : i + 1], target=t, feature_mask=MASK, perturbations_per_eval=10_000)
+            x[i : i + 1], target=t, feature_mask=MASK, perturbations_per_eval=10_000
+        )
         assert batched[i].n_rounds == single.n_rounds == len(counting.calls)
 
 
@@ -52,6 +54,7 @@ def test_greedy_rounds_closed_form():
     model = CountingModel(tiny_cnn(6))
     x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     (r,) = SubmodularAttribution(model, search="greedy").explain(
-        x, target=0, feature_mask=MASK, perturbations_per_eval=10_000)
+        x, target=0, feature_mask=MASK, perturbations_per_eval=10_000
+    )
     assert model.calls == [1] + [2 * k for k in range(9, 2, -1)] + [1]
     assert r.n_rounds == 9

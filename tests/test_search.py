@@ -1,6 +1,5 @@
 """Searches on synthetic set functions: no model involved."""
 
-
 import pytest
 import torch
 
@@ -76,8 +75,9 @@ def test_modular_function_gives_the_optimal_order(search, m):
 def test_greedy_matches_brute_force_reference_on_coverage_functions(seed):
     g = torch.Generator().manual_seed(seed)
     m = 8
-    sets = [set(torch.randperm(30, generator=g)[: int(torch.randint(1, 9, (1,), generator=g))].tolist())
-            for _ in range(m)]
+    sets = [
+        set(torch.randperm(30, generator=g)[: int(torch.randint(1, 9, (1,), generator=g))].tolist()) for _ in range(m)
+    ]
     f = coverage(sets)
 
     def f_of_set(s):

@@ -53,8 +53,7 @@ def distinct_inputs(queried_rows, order):
 
 
 @settings(max_examples=30, deadline=None)
-@given(m=st.integers(2, 12), seed=st.integers(0, 10_000), name=st.sampled_from(NAMES),
-       share=st.floats(0.0, 1.2))
+@given(m=st.integers(2, 12), seed=st.integers(0, 10_000), name=st.sampled_from(NAMES), share=st.floats(0.0, 1.2))
 def test_budget_is_never_exceeded_and_the_order_is_a_permutation(m, seed, name, share):
     f = interacting(m, seed)
     unlimited = run_search(SEARCHES[name](), m, f)
@@ -116,8 +115,9 @@ class Counting(nn.Module):
 
 def tiny_cnn(seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                         nn.Linear(16, 4)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 4)
+    ).eval()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -151,8 +151,9 @@ def test_budget_counts_the_gradient_and_the_embeddings():
     (res,) = sa.explain(x, target=0, feature_mask=mask)
     assert res.n_evaluations <= 40 and model.rows == res.n_evaluations
     weights = ObjectiveWeights(effectiveness=0.05)
-    sa = SubmodularAttribution(model, search="bidirectional", weights=weights, embedding=model.net[3],
-                               max_evaluations=60)
+    sa = SubmodularAttribution(
+        model, search="bidirectional", weights=weights, embedding=model.net[3], max_evaluations=60
+    )
     (res,) = sa.explain(x, target=0, feature_mask=mask)
     assert res.n_evaluations <= 60 and sorted(res.order.tolist()) == list(range(16))
 
@@ -164,11 +165,13 @@ def test_too_small_a_budget_fails_before_any_model_call():
     with pytest.raises(ValueError, match=r"`max_evaluations`=31 is below the minimum of 32"):
         SubmodularAttribution(model, max_evaluations=31).explain(x, target=0, feature_mask=mask)
     with pytest.raises(ValueError, match=r"minimum of 48 .*diversity"):
-        SubmodularAttribution(model, weights=ObjectiveWeights(effectiveness=1.0), embedding=model.net[3],
-                              max_evaluations=47).explain(x, target=0, feature_mask=mask)
+        SubmodularAttribution(
+            model, weights=ObjectiveWeights(effectiveness=1.0), embedding=model.net[3], max_evaluations=47
+        ).explain(x, target=0, feature_mask=mask)
     with pytest.raises(ValueError, match=r"minimum of 33 .*gradient"):
         SubmodularAttribution(model, within_region="gradient", max_evaluations=32).explain(
-            x, target=0, feature_mask=mask)
+            x, target=0, feature_mask=mask
+        )
     assert model.rows == 0
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="max_evaluations"):
@@ -228,7 +231,7 @@ class BatchDependent(nn.Module):
         k = x.shape[0]
         tiles = x.reshape(k, 1, 2, 2, 2, 2).sum(dim=(1, 3, 5)).reshape(k, 4)
         s = tiles @ torch.tensor([1.0, 1.0, 0.5, 0.5]) - 1.0
-        jitter = 1.0 + 2.0 ** -22 * ((torch.arange(k) + k) % 3 - 1).float()
+        jitter = 1.0 + 2.0**-22 * ((torch.arange(k) + k) % 3 - 1).float()
         return torch.stack([s, -s], 1) * jitter[:, None]
 
 

@@ -67,8 +67,9 @@ def test_evaluations_are_the_rows_the_model_saw_and_batch_equals_singles(name):
 def test_too_few_regions_is_refused_before_any_model_call(name):
     model = CountingModel(tiny_cnn(5))
     with pytest.raises(ValueError, match="feature_mask"):
-        SubmodularAttribution(model, search=name).explain(torch.randn(1, 3, 4, 4), target=0,
-                                                          feature_mask=torch.zeros(1, 1, 4, 4, dtype=torch.long))
+        SubmodularAttribution(model, search=name).explain(
+            torch.randn(1, 3, 4, 4), target=0, feature_mask=torch.zeros(1, 1, 4, 4, dtype=torch.long)
+        )
     assert model.rows == 0
 
 

@@ -81,8 +81,15 @@ def test_registered_and_brings_its_objective():
 
 
 def test_rejects_bad_arguments():
-    for kwargs in ({"window": 0}, {"beta_del": 1.0}, {"alpha_sel": 0}, {"beta_win": 1.5},
-                   {"n_greedy": -1}, {"exit_threshold": 0}, {"defer_temperature": -1}):
+    for kwargs in (
+        {"window": 0},
+        {"beta_del": 1.0},
+        {"alpha_sel": 0},
+        {"beta_win": 1.5},
+        {"n_greedy": -1},
+        {"exit_threshold": 0},
+        {"defer_temperature": -1},
+    ):
         with pytest.raises(ValueError):
             PhaseWinSearch(**kwargs)
 

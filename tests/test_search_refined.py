@@ -92,8 +92,7 @@ def test_refinement_improves_the_area_of_its_own_construction():
         f = interacting(m, seed)
         sizes = torch.full((m,), 1.0 / m, dtype=torch.float64)
         with_swaps = run_search(RefinedSearch(), m, f, adjacency=chain(m))
-        without = run_search(RefinedSearch(refine_share=0.0, evaluations_per_region=2.0), m, f,
-                             adjacency=chain(m))
+        without = run_search(RefinedSearch(refine_share=0.0, evaluations_per_region=2.0), m, f, adjacency=chain(m))
         assert objective_area(f, with_swaps.order, sizes) >= objective_area(f, without.order, sizes) - 1e-12
 
 
@@ -115,13 +114,19 @@ def test_attribution_reports_the_rows_the_model_saw():
     model = Counting(tiny_cnn(2))
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
     results = SubmodularAttribution(model, search="refined").explain(
-        x, target=[1, 2], feature_mask=grid_mask(8, 8, grid=4))
+        x, target=[1, 2], feature_mask=grid_mask(8, 8, grid=4)
+    )
     assert sum(r.n_evaluations for r in results) == model.rows
     assert all(r.n_evaluations <= 160 for r in results)
 
 
 def test_rejects_bad_arguments():
-    for kwargs in ({"evaluations_per_region": 1}, {"refine_share": 1.0}, {"n_candidates": 0},
-                   {"tail": "nope"}, {"complement_weight": 2.0}):
+    for kwargs in (
+        {"evaluations_per_region": 1},
+        {"refine_share": 1.0},
+        {"n_candidates": 0},
+        {"tail": "nope"},
+        {"complement_weight": 2.0},
+    ):
         with pytest.raises(ValueError):
             RefinedSearch(**kwargs)

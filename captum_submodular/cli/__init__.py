@@ -47,15 +47,19 @@ def entry() -> None:
     import os
     import platform
 
-    if (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-            and not os.environ.get("CAPTUM_SUBMODULAR_KEEP_MALLOC")
-            and not any(k in os.environ for k in ALLOCATOR_ENV)):
+    if (
+        sys.platform.startswith("linux")
+        and platform.libc_ver()[0] == "glibc"
+        and not os.environ.get("CAPTUM_SUBMODULAR_KEEP_MALLOC")
+        and not any(k in os.environ for k in ALLOCATOR_ENV)
+    ):
         env = dict(os.environ, **ALLOCATOR_ENV)
         try:
             os.execve(sys.executable, [sys.executable, "-m", "captum_submodular.cli", *sys.argv[1:]], env)
         except OSError:
             pass  # run as we are
     sys.exit(main())
+
 
 _DESCRIPTION = """\
 Submodular subset-selection attribution (SMDL / LiMA) for Captum, from the command line.
@@ -80,7 +84,6 @@ run 'captum-submodular COMMAND --help' for the options of each command.
 """
 
 
-
 def flag_message(exc: Exception) -> str:
     """A pipeline error worded in the flags the user typed."""
     from ..pipeline import RegionCountError
@@ -88,11 +91,15 @@ def flag_message(exc: Exception) -> str:
 
     if isinstance(exc, RegionCountError):
         if exc.count < 2:
-            return (f"--regions {exc.regions} --n-regions {exc.requested} gave {exc.count} region(s) on this image; "
-                    "a subset search needs at least 2 (is the image uniform?): raise --n-regions or use --regions grid")
-        return (f"--regions {exc.regions} --n-regions {exc.requested} gave {exc.count} regions on this image, more "
-                f"than the {exc.limit:,} that --search {exc.search} takes ({region_limits()}): lower --n-regions "
-                "or pick another --search")
+            return (
+                f"--regions {exc.regions} --n-regions {exc.requested} gave {exc.count} region(s) on this image; "
+                "a subset search needs at least 2 (is the image uniform?): raise --n-regions or use --regions grid"
+            )
+        return (
+            f"--regions {exc.regions} --n-regions {exc.requested} gave {exc.count} regions on this image, more "
+            f"than the {exc.limit:,} that --search {exc.search} takes ({region_limits()}): lower --n-regions "
+            "or pick another --search"
+        )
     return str(exc) or type(exc).__name__
 
 
@@ -101,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(
-        prog="captum-submodular", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=Formatter)
+        prog="captum-submodular", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=Formatter
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     _demo.add_parser(sub)
@@ -127,8 +135,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..models import ModelUnavailableError
     from ..pipeline import RegionCountError
 
-    expected = (CLIError, ValueError, ImageLoadError, ModelUnavailableError, DataUnavailableError,
-                FileNotFoundError, NonFiniteOutputError, OSError)
+    expected = (
+        CLIError,
+        ValueError,
+        ImageLoadError,
+        ModelUnavailableError,
+        DataUnavailableError,
+        FileNotFoundError,
+        NonFiniteOutputError,
+        OSError,
+    )
     try:
         return int(args.func(args))
     except RegionCountError as exc:

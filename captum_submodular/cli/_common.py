@@ -9,8 +9,20 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-__all__ = ["EXIT_USAGE", "CLIError", "log", "prepare_out", "load", "write_json", "format_table", "fmt",
-           "arrows", "unique_stem", "summary_line", "explain_config"]
+__all__ = [
+    "EXIT_USAGE",
+    "CLIError",
+    "log",
+    "prepare_out",
+    "load",
+    "write_json",
+    "format_table",
+    "fmt",
+    "arrows",
+    "unique_stem",
+    "summary_line",
+    "explain_config",
+]
 
 #: Exit code for errors the user can fix (argparse uses the same).
 EXIT_USAGE = 2
@@ -61,8 +73,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Se
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if ra else c.ljust(w)
-                                 for c, w, ra in zip(cells, widths, right)) + " |"
+        return "| " + " | ".join(c.rjust(w) if ra else c.ljust(w) for c, w, ra in zip(cells, widths, right)) + " |"
 
     rule = "|" + "|".join(("-" * (w + 1) + ":") if ra else ("-" * (w + 2)) for w, ra in zip(widths, right)) + "|"
     return "\n".join([line(header), rule] + [line(r) for r in rows])
@@ -82,8 +93,9 @@ def summary_line(files: List[str], seconds: float, evals: Dict[str, int]) -> str
     """``Done: …`` with the model evaluations by kind (search, metrics, classification …)."""
     total = sum(v for k, v in evals.items() if k != "total")
     parts = ", ".join(f"{k} {v:,}" for k, v in evals.items() if k != "total" and v)
-    return (f"Done: wrote {len(files)} file(s) in {seconds:.1f} s with {total:,} model evaluations"
-            + (f" ({parts})." if parts else "."))
+    return f"Done: wrote {len(files)} file(s) in {seconds:.1f} s with {total:,} model evaluations" + (
+        f" ({parts})." if parts else "."
+    )
 
 
 def explain_config(args: argparse.Namespace, occlusion: bool, metrics: bool, target: Any = "predicted") -> Any:
@@ -92,7 +104,15 @@ def explain_config(args: argparse.Namespace, occlusion: bool, metrics: bool, tar
     from ._options import check_region_count
 
     check_region_count(args.n_regions, args.search)
-    return ExplainConfig(search=args.search, regions=args.regions, n_regions=args.n_regions, grid=args.grid,
-                         target=target, metrics=("insertion", "deletion") if metrics else (), n_steps=args.n_steps,
-                         perturbations_per_eval=args.perturbations_per_eval, occlusion=occlusion,
-                         show_progress=not args.no_progress)
+    return ExplainConfig(
+        search=args.search,
+        regions=args.regions,
+        n_regions=args.n_regions,
+        grid=args.grid,
+        target=target,
+        metrics=("insertion", "deletion") if metrics else (),
+        n_steps=args.n_steps,
+        perturbations_per_eval=args.perturbations_per_eval,
+        occlusion=occlusion,
+        show_progress=not args.no_progress,
+    )

@@ -100,10 +100,18 @@ def deprecated_alias(new: str, note: str = "same meaning") -> type:
     ``warning: OLD is deprecated and will be removed in 0.3.0; use NEW (note)`` once."""
 
     class _Deprecated(argparse.Action):
-        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                     option_string: Optional[str] = None) -> None:
-            print(f"warning: {option_string} is deprecated and will be removed in {ALIASES_REMOVED_IN}; "
-                  f"use {new} ({note})", file=sys.stderr)
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: Any,
+            option_string: Optional[str] = None,
+        ) -> None:
+            print(
+                f"warning: {option_string} is deprecated and will be removed in {ALIASES_REMOVED_IN}; "
+                f"use {new} ({note})",
+                file=sys.stderr,
+            )
             setattr(namespace, self.dest, values)
 
     return _Deprecated
@@ -113,13 +121,21 @@ def add_model_options(p: argparse.ArgumentParser, device_default: str = "cpu") -
     from ..models import DEFAULT_MODEL
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
-                   help=f"classifier: {DEFAULT_MODEL} (default; works offline) or a torchvision model "
-                        "name such as resnet50 (only if its weights are already in the torch hub cache; "
-                        "nothing is downloaded)")
+    g.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="NAME",
+        help=f"classifier: {DEFAULT_MODEL} (default; works offline) or a torchvision model "
+        "name such as resnet50 (only if its weights are already in the torch hub cache; "
+        "nothing is downloaded)",
+    )
     g.add_argument("--model-factory", default=None, metavar="MODULE:FUNCTION", help=FACTORY_HELP)
-    g.add_argument("--device", default=device_default, metavar="DEVICE",
-                   help=f"cpu, cuda, cuda:N or auto (CUDA when available). Default: {device_default}")
+    g.add_argument(
+        "--device",
+        default=device_default,
+        metavar="DEVICE",
+        help=f"cpu, cuda, cuda:N or auto (CUDA when available). Default: {device_default}",
+    )
     return g
 
 
@@ -147,21 +163,38 @@ def check_region_count(n_regions: int, search: str) -> None:
 
     cap = get_search(search).max_regions
     if n_regions > cap:
-        raise ValueError(f"--n-regions {n_regions} is more than the {cap:,} regions --search {search} takes "
-                         f"({region_limits()}); ask for fewer regions or pick another --search")
+        raise ValueError(
+            f"--n-regions {n_regions} is more than the {cap:,} regions --search {search} takes "
+            f"({region_limits()}); ask for fewer regions or pick another --search"
+        )
 
 
 def add_region_options(g: Any, n_regions: int) -> None:
     from ..regions import REGION_BUILDERS
 
     kinds = "; ".join(f"{name}: {b.help}" for name, b in REGION_BUILDERS.items())
-    g.add_argument("--regions", choices=sorted(REGION_BUILDERS), default="slic", metavar="KIND",
-                   help=f"how to split each image into regions ({kinds}). Default: %(default)s")
-    g.add_argument("--n-regions", type=region_count, default=n_regions, metavar="R",
-                   help=f"approximate number of regions: at least 2, {region_limits()}; model calls grow "
-                        "about as 10·R with the accelerated search, R² with the exact ones (default: %(default)s)")
-    g.add_argument("--grid", type=positive_int, default=None, metavar="N",
-                   help="grid regions: N×N tiles (default: √R); prior regions: N×N cells (default 10)")
+    g.add_argument(
+        "--regions",
+        choices=sorted(REGION_BUILDERS),
+        default="slic",
+        metavar="KIND",
+        help=f"how to split each image into regions ({kinds}). Default: %(default)s",
+    )
+    g.add_argument(
+        "--n-regions",
+        type=region_count,
+        default=n_regions,
+        metavar="R",
+        help=f"approximate number of regions: at least 2, {region_limits()}; model calls grow "
+        "about as 10·R with the accelerated search, R² with the exact ones (default: %(default)s)",
+    )
+    g.add_argument(
+        "--grid",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="grid regions: N×N tiles (default: √R); prior regions: N×N cells (default 10)",
+    )
 
 
 def auto_or_positive_int(text: str) -> Optional[int]:
@@ -173,23 +206,50 @@ def add_search_options(g: Any, ppe_default: Optional[int] = None, batch_alias: b
     from ..search import DEFAULT_SEARCH, SEARCHES
 
     notes = "; ".join(f"{name}: {SEARCH_NOTES[name]}" for name in sorted(SEARCHES) if name in SEARCH_NOTES)
-    g.add_argument("--search", choices=sorted(SEARCHES), default=DEFAULT_SEARCH,
-                   help=f"subset search strategy ({notes}). Default: %(default)s")
-    g.add_argument("--perturbations-per-eval", type=auto_or_positive_int, default=ppe_default, metavar="B",
-                   dest="perturbations_per_eval",
-                   help="perturbed inputs per model call, Captum's perturbations_per_eval: an integer, or "
-                        "auto (the default: as many as fit in 64 MiB, at most 16 on the CPU, 64 on a GPU)")
+    g.add_argument(
+        "--search",
+        choices=sorted(SEARCHES),
+        default=DEFAULT_SEARCH,
+        help=f"subset search strategy ({notes}). Default: %(default)s",
+    )
+    g.add_argument(
+        "--perturbations-per-eval",
+        type=auto_or_positive_int,
+        default=ppe_default,
+        metavar="B",
+        dest="perturbations_per_eval",
+        help="perturbed inputs per model call, Captum's perturbations_per_eval: an integer, or "
+        "auto (the default: as many as fit in 64 MiB, at most 16 on the CPU, 64 on a GPU)",
+    )
     if batch_alias:
-        g.add_argument("--batch-size", type=auto_or_positive_int, dest="perturbations_per_eval", metavar="B",
-                       action=deprecated_alias("--perturbations-per-eval"), help=argparse.SUPPRESS)
+        g.add_argument(
+            "--batch-size",
+            type=auto_or_positive_int,
+            dest="perturbations_per_eval",
+            metavar="B",
+            action=deprecated_alias("--perturbations-per-eval"),
+            help=argparse.SUPPRESS,
+        )
 
 
 def add_metric_options(g: Any, old_spellings: Sequence[str] = ()) -> None:
-    g.add_argument("--n-steps", type=positive_int, default=50, metavar="K", dest="n_steps",
-                   help="steps of the pixel-grid insertion/deletion curves (default: %(default)s)")
+    g.add_argument(
+        "--n-steps",
+        type=positive_int,
+        default=50,
+        metavar="K",
+        dest="n_steps",
+        help="steps of the pixel-grid insertion/deletion curves (default: %(default)s)",
+    )
     for old in old_spellings:
-        g.add_argument(old, type=positive_int, dest="n_steps", metavar="K", action=deprecated_alias("--n-steps"),
-                       help=argparse.SUPPRESS)
+        g.add_argument(
+            old,
+            type=positive_int,
+            dest="n_steps",
+            metavar="K",
+            action=deprecated_alias("--n-steps"),
+            help=argparse.SUPPRESS,
+        )
 
 
 def add_output_options(p: argparse.ArgumentParser, out_default: Optional[str], required: bool = False) -> None:
@@ -197,6 +257,7 @@ def add_output_options(p: argparse.ArgumentParser, out_default: Optional[str], r
     if required:
         g.add_argument("--out", required=True, metavar="DIR", help="output folder, created if needed")
     else:
-        g.add_argument("--out", default=out_default, metavar="DIR",
-                       help="output folder, created if needed (default: %(default)s)")
+        g.add_argument(
+            "--out", default=out_default, metavar="DIR", help="output folder, created if needed (default: %(default)s)"
+        )
     g.add_argument("--no-progress", action="store_true", help="hide the progress bars")

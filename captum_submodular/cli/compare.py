@@ -55,18 +55,27 @@ examples:
 class _RegionsOrCount(argparse.Action):
     """``--regions KIND``; the old ``--regions N`` (a count) still works, with a deprecation message."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         from ..regions import REGION_BUILDERS
 
         if str(values).isdigit():
-            print(f"warning: 'compare --regions N' is deprecated and will be removed in {ALIASES_REMOVED_IN}; use "
-                  "--n-regions N (--regions now names the region kind, as in the other commands)", file=sys.stderr)
+            print(
+                f"warning: 'compare --regions N' is deprecated and will be removed in {ALIASES_REMOVED_IN}; use "
+                "--n-regions N (--regions now names the region kind, as in the other commands)",
+                file=sys.stderr,
+            )
             namespace.n_regions = region_count(values)
             return
         if values not in REGION_BUILDERS:
-            parser.error(f"argument --regions: invalid choice: {values!r} (choose from "
-                         f"{', '.join(sorted(REGION_BUILDERS))})")
+            parser.error(
+                f"argument --regions: invalid choice: {values!r} (choose from {', '.join(sorted(REGION_BUILDERS))})"
+            )
         namespace.regions = values
 
 
@@ -76,60 +85,125 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     from ..search import DEFAULT_SEARCH, SEARCHES
 
     p = sub.add_parser(
-        "compare", formatter_class=Formatter,
+        "compare",
+        formatter_class=Formatter,
         help="compare attribution methods side by side (comparison harness)",
-        description=wrap("Compare SubmodularAttribution with Captum's methods on the first bundled ImageNet "
-                         "samples: every method explains every image, every map is scored with the same "
-                         "pixel-grid protocol, and the table (mean ± std over images), results.json, "
-                         "results.csv and figure.png are written to --out. With --setting difull or gridpg, "
-                         "the methods explain cells of 2×2 mosaics of bundled images instead, every map is "
-                         "scored by its localisation in the target's cell, and table.md, results.json and "
-                         "aggatt.png are written."),
-        epilog=_EPILOG)
-    p.add_argument("--images", type=positive_int, default=4, metavar="N",
-                   help="number of bundled ImageNet samples, the first ones (default: %(default)s)")
+        description=wrap(
+            "Compare SubmodularAttribution with Captum's methods on the first bundled ImageNet "
+            "samples: every method explains every image, every map is scored with the same "
+            "pixel-grid protocol, and the table (mean ± std over images), results.json, "
+            "results.csv and figure.png are written to --out. With --setting difull or gridpg, "
+            "the methods explain cells of 2×2 mosaics of bundled images instead, every map is "
+            "scored by its localisation in the target's cell, and table.md, results.json and "
+            "aggatt.png are written."
+        ),
+        epilog=_EPILOG,
+    )
+    p.add_argument(
+        "--images",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="number of bundled ImageNet samples, the first ones (default: %(default)s)",
+    )
     add_model_options(p)
-    p.add_argument("--setting", choices=("images",) + GRID_SETTINGS, default="images",
-                   help="what to compare on: bundled images with faithfulness metrics, or DiFull / GridPG "
-                        "mosaics with localisation and AggAtt (default: %(default)s)")
+    p.add_argument(
+        "--setting",
+        choices=("images",) + GRID_SETTINGS,
+        default="images",
+        help="what to compare on: bundled images with faithfulness metrics, or DiFull / GridPG "
+        "mosaics with localisation and AggAtt (default: %(default)s)",
+    )
     g = p.add_argument_group("methods")
-    g.add_argument("--methods", default=None, metavar="LIST",
-                   help=f"comma-separated subset of {', '.join(STANDARD_METHODS)} (default: "
-                        f"{', '.join(DEFAULT_LINEUP)}); with --setting difull or gridpg, of "
-                        f"{', '.join(grid_lineup())} (default: all)")
-    g.add_argument("--regions", action=_RegionsOrCount, default="slic", metavar="KIND",
-                   help="regions of the shared mask of ours, FeatureAblation, KernelShap and Lime: slic or grid "
-                        "(default: %(default)s)")
-    g.add_argument("--n-regions", type=region_count, default=49, metavar="R",
-                   help=f"about how many regions: at least 2, {region_limits()} (default: %(default)s)")
-    g.add_argument("--search", choices=sorted(SEARCHES), default=DEFAULT_SEARCH,
-                   help="search of 'ours' (default: %(default)s)")
+    g.add_argument(
+        "--methods",
+        default=None,
+        metavar="LIST",
+        help=f"comma-separated subset of {', '.join(STANDARD_METHODS)} (default: "
+        f"{', '.join(DEFAULT_LINEUP)}); with --setting difull or gridpg, of "
+        f"{', '.join(grid_lineup())} (default: all)",
+    )
+    g.add_argument(
+        "--regions",
+        action=_RegionsOrCount,
+        default="slic",
+        metavar="KIND",
+        help="regions of the shared mask of ours, FeatureAblation, KernelShap and Lime: slic or grid "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--n-regions",
+        type=region_count,
+        default=49,
+        metavar="R",
+        help=f"about how many regions: at least 2, {region_limits()} (default: %(default)s)",
+    )
+    g.add_argument(
+        "--search", choices=sorted(SEARCHES), default=DEFAULT_SEARCH, help="search of 'ours' (default: %(default)s)"
+    )
     g = p.add_argument_group("grids (--setting difull or gridpg)")
-    g.add_argument("--grids", type=positive_int, default=8, metavar="G",
-                   help="number of 2×2 mosaics (default: %(default)s)")
-    g.add_argument("--cell-size", type=positive_int, default=None, metavar="S",
-                   help="side of a cell in pixels: each preprocessed image is resized to S×S (default: the "
-                        "model's input size, e.g. 224, so mosaics are 448²)")
-    g.add_argument("--tiles-per-cell", type=positive_int, default=2, metavar="T",
-                   help="regions of the region methods: T×T tiles per cell, aligned with the cells "
-                        "(default: %(default)s)")
-    g.add_argument("--explain", choices=("rotate", "all"), default="rotate",
-                   help="cells explained: 'rotate' (cell g mod 4 of mosaic g) or 'all' (default: %(default)s)")
-    g.add_argument("--min-confidence", type=float, default=0.5, metavar="P",
-                   help="only images the model classifies with softmax ≥ P enter the mosaics, four different "
-                        "predicted classes per mosaic (default: %(default)s)")
-    g.add_argument("--samples", type=positive_int, default=64, metavar="K",
-                   help="samples of KernelShap and Lime (default: %(default)s)")
-    g.add_argument("--ig-steps", type=positive_int, default=16, metavar="K",
-                   help="steps of IntegratedGradients (default: %(default)s)")
+    g.add_argument(
+        "--grids", type=positive_int, default=8, metavar="G", help="number of 2×2 mosaics (default: %(default)s)"
+    )
+    g.add_argument(
+        "--cell-size",
+        type=positive_int,
+        default=None,
+        metavar="S",
+        help="side of a cell in pixels: each preprocessed image is resized to S×S (default: the "
+        "model's input size, e.g. 224, so mosaics are 448²)",
+    )
+    g.add_argument(
+        "--tiles-per-cell",
+        type=positive_int,
+        default=2,
+        metavar="T",
+        help="regions of the region methods: T×T tiles per cell, aligned with the cells (default: %(default)s)",
+    )
+    g.add_argument(
+        "--explain",
+        choices=("rotate", "all"),
+        default="rotate",
+        help="cells explained: 'rotate' (cell g mod 4 of mosaic g) or 'all' (default: %(default)s)",
+    )
+    g.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="only images the model classifies with softmax ≥ P enter the mosaics, four different "
+        "predicted classes per mosaic (default: %(default)s)",
+    )
+    g.add_argument(
+        "--samples",
+        type=positive_int,
+        default=64,
+        metavar="K",
+        help="samples of KernelShap and Lime (default: %(default)s)",
+    )
+    g.add_argument(
+        "--ig-steps",
+        type=positive_int,
+        default=16,
+        metavar="K",
+        help="steps of IntegratedGradients (default: %(default)s)",
+    )
     g = p.add_argument_group("metrics")
-    g.add_argument("--metrics", default="insertion,deletion,insertion_blur", metavar="LIST",
-                   help=f"comma-separated subset of {','.join(METRICS)} (default: %(default)s)")
+    g.add_argument(
+        "--metrics",
+        default="insertion,deletion,insertion_blur",
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(METRICS)} (default: %(default)s)",
+    )
     add_metric_options(g, old_spellings=("--steps",))
-    g.add_argument("--no-labels", action="store_true",
-                   help="do not pass the true labels (no highest confidence on misclassified images)")
-    g.add_argument("--threads", type=positive_int, default=None, metavar="T",
-                   help="torch intra-op threads (default: torch's)")
+    g.add_argument(
+        "--no-labels",
+        action="store_true",
+        help="do not pass the true labels (no highest confidence on misclassified images)",
+    )
+    g.add_argument(
+        "--threads", type=positive_int, default=None, metavar="T", help="torch intra-op threads (default: torch's)"
+    )
     add_output_options(p, os.path.join("outputs", "compare"))
     p.set_defaults(func=run)
     return p
@@ -157,8 +231,9 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     out = prepare_out(args.out)
     lm = load(args)
-    methods = standard_methods(lm.model, include=include, n_segments=args.n_regions, search=args.search,
-                               regions=args.regions)
+    methods = standard_methods(
+        lm.model, include=include, n_segments=args.n_regions, search=args.search, regions=args.regions
+    )
     samples = imagenet_samples(limit=args.images)
     x = torch.stack([lm.preprocess(s.image) for s in samples]).to(lm.device)
     labels = None if args.no_labels else [int(s.label) for s in samples]  # type: ignore[arg-type]
@@ -172,8 +247,12 @@ def run(args: argparse.Namespace) -> int:
         fh.write(table + "\n")
     result.to_json(os.path.join(out, "results.json"))
     result.to_csv(os.path.join(out, "results.csv"))
-    result.figure(os.path.join(out, "figure.png"), to_display=lm.to_display, class_names=lm.class_names,
-                  title=f"{lm.name}, {len(samples)} images, {args.regions} {args.n_regions} regions")
+    result.figure(
+        os.path.join(out, "figure.png"),
+        to_display=lm.to_display,
+        class_names=lm.class_names,
+        title=f"{lm.name}, {len(samples)} images, {args.regions} {args.n_regions} regions",
+    )
     log(f"wrote {out}/table.md, results.json, results.csv, figure.png")
     return 0
 
@@ -191,8 +270,9 @@ def run_grids(args: argparse.Namespace) -> int:
     include = [m.strip() for m in (args.methods or ",".join(known)).split(",") if m.strip()]
     unknown = [m for m in include if m not in known]
     if unknown or not include:
-        raise ValueError(f"--methods: unknown method(s) {unknown or include} for --setting {args.setting}; "
-                         f"choose from {list(known)}")
+        raise ValueError(
+            f"--methods: unknown method(s) {unknown or include} for --setting {args.setting}; choose from {list(known)}"
+        )
     if not 0.0 <= args.min_confidence <= 1.0:
         raise ValueError(f"--min-confidence: expected a probability in [0, 1], got {args.min_confidence}")
     if args.threads:
@@ -209,8 +289,9 @@ def run_grids(args: argparse.Namespace) -> int:
         raise ValueError("--setting: no bundled images are installed (pip install 'captum_submodular[demo]')")
     x = torch.stack([lm.preprocess(s.image) for s in samples])
     if args.cell_size is not None and tuple(x.shape[-2:]) != (args.cell_size, args.cell_size):
-        x = F.interpolate(x, size=(args.cell_size, args.cell_size), mode="bilinear", antialias=True,
-                          align_corners=False)
+        x = F.interpolate(
+            x, size=(args.cell_size, args.cell_size), mode="bilinear", antialias=True, align_corners=False
+        )
     if args.tiles_per_cell > min(x.shape[-2:]):
         raise ValueError(f"--tiles-per-cell {args.tiles_per_cell} is more than the cell side {min(x.shape[-2:])}")
     try:
@@ -218,10 +299,19 @@ def run_grids(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ValueError(f"--min-confidence: {exc}") from None
     flat = [i for grid in chosen for i in grid]
-    result = compare_grids(lm.model, x[flat].to(lm.device), setting=args.setting, methods=include,
-                           explain=args.explain, names=[samples[i].name for i in flat],
-                           show_progress=not args.no_progress, tiles_per_cell=args.tiles_per_cell,
-                           shap_samples=args.samples, lime_samples=args.samples, ig_steps=args.ig_steps)
+    result = compare_grids(
+        lm.model,
+        x[flat].to(lm.device),
+        setting=args.setting,
+        methods=include,
+        explain=args.explain,
+        names=[samples[i].name for i in flat],
+        show_progress=not args.no_progress,
+        tiles_per_cell=args.tiles_per_cell,
+        shap_samples=args.samples,
+        lime_samples=args.samples,
+        ig_steps=args.ig_steps,
+    )
     table = result.table()
     print(table)
     with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as fh:

@@ -23,25 +23,40 @@ from ._options import (
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "explain", formatter_class=Formatter,
+        "explain",
+        formatter_class=Formatter,
         help="explain your own images (PNG figure + JSON per image)",
-        description=wrap("Explain image files with SubmodularAttribution. For each IMAGE writes "
-                         "DIR/<name>.png (original, attribution map, minimal subset, insertion/deletion "
-                         "curves) and DIR/<name>.json (order of the regions, curves, minimal subset, "
-                         "target, class name, model evaluations, seconds)."),
+        description=wrap(
+            "Explain image files with SubmodularAttribution. For each IMAGE writes "
+            "DIR/<name>.png (original, attribution map, minimal subset, insertion/deletion "
+            "curves) and DIR/<name>.json (order of the regions, curves, minimal subset, "
+            "target, class name, model evaluations, seconds)."
+        ),
         epilog="examples:\n  captum-submodular explain cat.jpg\n"
-               "  captum-submodular explain *.jpg --target tabby --out results/\n"
-               "  captum-submodular explain cat.jpg --regions grid --grid 8 --search greedy\n")
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="JPEG/PNG files, any size and colour mode. The model sees its own preprocessing of "
-                        "each photo (for the default model: the shorter side resized to 256, then the centre "
-                        "224×224 crop); the figure shows that crop and its title gives the original size. A file "
-                        "that cannot be read or explained is reported and skipped (exit code 1)")
-    p.add_argument("--target", default=None, metavar="CLASS",
-                   help="class to explain: an index, or a class name (case-insensitive, exact or a unique "
-                        "part of a name). Default: the predicted class of each image")
-    p.add_argument("--no-metrics", action="store_true",
-                   help="skip the pixel-grid insertion/deletion scores (2×K model calls per image)")
+        "  captum-submodular explain *.jpg --target tabby --out results/\n"
+        "  captum-submodular explain cat.jpg --regions grid --grid 8 --search greedy\n",
+    )
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="JPEG/PNG files, any size and colour mode. The model sees its own preprocessing of "
+        "each photo (for the default model: the shorter side resized to 256, then the centre "
+        "224×224 crop); the figure shows that crop and its title gives the original size. A file "
+        "that cannot be read or explained is reported and skipped (exit code 1)",
+    )
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="CLASS",
+        help="class to explain: an index, or a class name (case-insensitive, exact or a unique "
+        "part of a name). Default: the predicted class of each image",
+    )
+    p.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="skip the pixel-grid insertion/deletion scores (2×K model calls per image)",
+    )
     add_model_options(p)
     g = p.add_argument_group("attribution")
     add_region_options(g, 49)
@@ -93,21 +108,30 @@ def run(args: argparse.Namespace) -> int:
         png = os.path.join(out, f"{stem}.png")
         js = os.path.join(out, f"{stem}.json")
         explanation_figure([e], png, lm.to_display, lm.class_names, title=f"{lm.name}, {args.search} search: {li.name}")
-        record = dict(e.to_json(lm.class_names, lm.name), image=os.path.abspath(li.path) if li.path else None,
-                      command="explain")
+        record = dict(
+            e.to_json(lm.class_names, lm.name), image=os.path.abspath(li.path) if li.path else None, command="explain"
+        )
         write_json(js, record)
         files += [png, js]
         explained += 1
         counts.update(e.evaluations)
         sub = record["methods"]["SubmodularAttribution"]
-        scores = (f"; insertion {sub['insertion_auc']:.3f}, deletion {sub['deletion_auc']:.3f}"
-                  if "insertion_auc" in sub else "")
-        print(f"{li.path}: {record['class_name']} (class {record['target']}, p = {record['probability']:.3f}); "
-              f"minimal subset {sub['minimal_subset_size']}/{record['regions']['n_regions']} regions{scores}; "
-              f"{sub['n_evaluations']:,} search evaluations, {sub['seconds']:.1f} s -> {png}, {js}")
+        scores = (
+            f"; insertion {sub['insertion_auc']:.3f}, deletion {sub['deletion_auc']:.3f}"
+            if "insertion_auc" in sub
+            else ""
+        )
+        print(
+            f"{li.path}: {record['class_name']} (class {record['target']}, p = {record['probability']:.3f}); "
+            f"minimal subset {sub['minimal_subset_size']}/{record['regions']['n_regions']} regions{scores}; "
+            f"{sub['n_evaluations']:,} search evaluations, {sub['seconds']:.1f} s -> {png}, {js}"
+        )
     print(summary_line(files, time.perf_counter() - started, counts))
     if failures:
-        print(f"{len(failures)} of {len(failures) + explained} image(s) failed: "
-              + "; ".join(f"{p}: {why}" for p, why in failures), file=sys.stderr)
+        print(
+            f"{len(failures)} of {len(failures) + explained} image(s) failed: "
+            + "; ".join(f"{p}: {why}" for p, why in failures),
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -85,4 +85,3 @@ __all__ = [
     "grid_model",
     "pick_grid_cells",
 ]
-

@@ -58,9 +58,7 @@ class Method:
         if self.kwargs_fn is not None:
             extra = self.kwargs_fn(i, x_i)
             if not isinstance(extra, Mapping):
-                raise ValueError(
-                    f"methods: kwargs_fn of {self.name!r} must return a dict, got {type(extra).__name__}"
-                )
+                raise ValueError(f"methods: kwargs_fn of {self.name!r} must return a dict, got {type(extra).__name__}")
             kw.update(extra)
         return kw
 
@@ -89,9 +87,7 @@ def to_input_shape(attribution: Any, x: Tensor, name: str = "method") -> Tensor:
     if tuple(a.shape) == tuple(x.shape):
         return a
     if x.dim() < 3:
-        raise ValueError(
-            f"methods: {name!r} returned shape {tuple(a.shape)} for an input of shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"methods: {name!r} returned shape {tuple(a.shape)} for an input of shape {tuple(x.shape)}")
     spatial = tuple(x.shape[2:])
     while a.dim() < x.dim():
         a = a.unsqueeze(0)
@@ -151,8 +147,9 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
         return False
 
 
-def explain_one(method: Method, inputs: Tensor, i: int, target: Any,
-                baselines: Any = None) -> tuple[Tensor, int, float]:
+def explain_one(
+    method: Method, inputs: Tensor, i: int, target: Any, baselines: Any = None
+) -> tuple[Tensor, int, float]:
     """Explain example ``i`` of ``inputs`` with ``method`` for ``target`` (one ``attribute`` call).
 
     ``baselines`` go to a method whose ``attribute`` accepts them unless its kwargs set
@@ -259,8 +256,17 @@ def compare(
         raise ValueError(f"metrics: insertion_blur needs N×C×H×W images with H, W > 5; got {tuple(inputs.shape)}")
     inputs = inputs.detach()
     # Clean predictions: one pass, reused by every metric.
-    bound = Faithfulness(model, inputs, targets, baselines, labels=labels, n_steps=n_steps, substrate=substrate,
-                         output=output, perturbations_per_eval=perturbations_per_eval)
+    bound = Faithfulness(
+        model,
+        inputs,
+        targets,
+        baselines,
+        labels=labels,
+        n_steps=n_steps,
+        substrate=substrate,
+        output=output,
+        perturbations_per_eval=perturbations_per_eval,
+    )
     target_list = bound.targets
     hc_examples = bound.misclassified if label_metrics else []
 
@@ -355,8 +361,11 @@ def compare(
         labels=bound.labels,
         predictions=bound.predictions,
         names=list(names) if names is not None else [f"example {i}" for i in range(n)],
-        target_probabilities=torch.softmax(bound.clean.double(), dim=1)[torch.arange(n), torch.tensor(target_list)
-                                                                         .to(bound.clean.device)].cpu().tolist(),
+        target_probabilities=torch.softmax(bound.clean.double(), dim=1)[
+            torch.arange(n), torch.tensor(target_list).to(bound.clean.device)
+        ]
+        .cpu()
+        .tolist(),
         n_steps=n_steps,
         substrate=substrate if isinstance(substrate, str) or substrate is None else "callable",
     )

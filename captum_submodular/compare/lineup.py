@@ -44,8 +44,18 @@ class SharedRegions:
 
 
 #: Names accepted by :func:`standard_methods`.
-STANDARD_METHODS = ("ours", "Occlusion", "FeatureAblation", "KernelShap", "Lime", "IntegratedGradients",
-                    "LayerGradCam", "published", "refined", "phasewin")
+STANDARD_METHODS = (
+    "ours",
+    "Occlusion",
+    "FeatureAblation",
+    "KernelShap",
+    "Lime",
+    "IntegratedGradients",
+    "LayerGradCam",
+    "published",
+    "refined",
+    "phasewin",
+)
 #: The line-up :func:`standard_methods` builds when ``include`` is not given (the slow
 #: ``Lime`` and ``published`` rows are opt-in).
 DEFAULT_LINEUP = ("ours", "Occlusion", "FeatureAblation", "KernelShap", "IntegratedGradients", "LayerGradCam")

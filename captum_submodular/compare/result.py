@@ -161,8 +161,14 @@ class Comparison:
         n_mis = len(self.hc_examples)
         for lm in self.label_metrics:
             if n_mis == 0:  # one placeholder column instead of a block of n/a
-                cols.append((f"{lm.short or lm.name}@none",
-                             f"{lm.name.replace('_', ' ')} {lm.arrow} (n=0 misclassified)", None, digits))
+                cols.append(
+                    (
+                        f"{lm.short or lm.name}@none",
+                        f"{lm.name.replace('_', ' ')} {lm.arrow} (n=0 misclassified)",
+                        None,
+                        digits,
+                    )
+                )
             for col, b in zip(lm.columns, lm.budgets, strict=True) if n_mis else ():
                 cols.append((col, f"{lm.label}@{b:.0%} {lm.arrow} (n={n_mis})", lm.higher_is_better, digits))
         cols.append(("evaluations", "evaluations/example", None, 0))
@@ -242,8 +248,10 @@ class Comparison:
         values, budgeted, curves = {}, {}, {}
         for name, entry in data["methods"].items():
             values[name] = {k: np.asarray(entry[k], dtype=np.float64) for k in metrics + ["evaluations", "seconds"]}
-            budgeted[name] = {k: np.asarray(entry[k], dtype=np.float64).reshape(-1, len(METRICS[k].columns))
-                              for k in data.get("label_metrics", [])}
+            budgeted[name] = {
+                k: np.asarray(entry[k], dtype=np.float64).reshape(-1, len(METRICS[k].columns))
+                for k in data.get("label_metrics", [])
+            }
             curves[name] = {
                 m: CurveResult(
                     area=curve_area(
@@ -282,15 +290,24 @@ class Comparison:
         for i, p in enumerate(parts[1:], 1):
             for attr in ("methods", "metrics", "budgets", "n_steps", "substrate"):
                 if getattr(p, attr) != getattr(first, attr):
-                    raise ValueError(f"parts[{i}]: {attr} {getattr(p, attr)!r} differs from parts[0]'s "
-                                     f"{getattr(first, attr)!r}")
+                    raise ValueError(
+                        f"parts[{i}]: {attr} {getattr(p, attr)!r} differs from parts[0]'s {getattr(first, attr)!r}"
+                    )
             if (p.labels is None) != (first.labels is None):
                 raise ValueError(f"parts[{i}]: labels given in some parts but not in others")
         offsets = np.cumsum([0] + [p.n_examples for p in parts])[:-1]
-        values = {name: {k: np.concatenate([np.asarray(p.values[name][k]) for p in parts])
-                         for k in first.values[name]} for name in first.methods}
-        budgeted = {name: {m.name: np.concatenate([p._label_values(name, m) for p in parts])
-                           for m in first.label_metrics} for name in first.methods} if first.label_metrics else {}
+        values = {
+            name: {k: np.concatenate([np.asarray(p.values[name][k]) for p in parts]) for k in first.values[name]}
+            for name in first.methods
+        }
+        budgeted = (
+            {
+                name: {m.name: np.concatenate([p._label_values(name, m) for p in parts]) for m in first.label_metrics}
+                for name in first.methods
+            }
+            if first.label_metrics
+            else {}
+        )
         curves: dict[str, dict[str, CurveResult]] = {}
         for name in first.methods:
             keys = set.intersection(*(set(p.curves.get(name, {})) for p in parts))
@@ -299,8 +316,11 @@ class Comparison:
         for name in first.methods:
             if all(name in p.maps for p in parts):
                 maps[name] = torch.cat([p.maps[name] for p in parts])
-        inputs = torch.cat([p.inputs for p in parts if p.inputs is not None]) \
-            if all(p.inputs is not None for p in parts) else None
+        inputs = (
+            torch.cat([p.inputs for p in parts if p.inputs is not None])
+            if all(p.inputs is not None for p in parts)
+            else None
+        )
         return cls(
             methods=list(first.methods), metrics=list(first.metrics), values=values, budgeted=budgeted,
             hc_examples=[int(i + o) for p, o in zip(parts, offsets, strict=True) for i in p.hc_examples],
@@ -340,8 +360,10 @@ class Comparison:
                             row += [repr(float(v)) for v in self._label_values(name, metric)[k]]
                         else:
                             row += [""] * len(metric.columns)
-                    row += [repr(float(self.values[name]["evaluations"][i])),
-                            repr(float(self.values[name]["seconds"][i]))]
+                    row += [
+                        repr(float(self.values[name]["evaluations"][i])),
+                        repr(float(self.values[name]["seconds"][i])),
+                    ]
                     writer.writerow(row)
         return path
 
@@ -385,11 +407,20 @@ class Comparison:
         cell = 2.1
         key_rows = 1 if rows else 0
         height = max(cell * rows + 0.5 * key_rows + (3.6 if panels else 0), 1.0)
-        fig = plotting.new_figure((cell * (1 + len(self.methods)) if show_maps else 4.0 * max(1, len(panels)),
-                                   max(height, 1.0)))
+        fig = plotting.new_figure(
+            (cell * (1 + len(self.methods)) if show_maps else 4.0 * max(1, len(panels)), max(height, 1.0))
+        )
         ratios = [1.0] * rows + [0.1] * key_rows + ([1.45] if panels else [])
-        gs = fig.add_gridspec(len(ratios), 1, height_ratios=ratios, hspace=0.35,
-                              top=1.0 - (0.8 if title else 0.45) / height, bottom=0.05, left=0.05, right=0.98)
+        gs = fig.add_gridspec(
+            len(ratios),
+            1,
+            height_ratios=ratios,
+            hspace=0.35,
+            top=1.0 - (0.8 if title else 0.45) / height,
+            bottom=0.05,
+            left=0.05,
+            right=0.98,
+        )
         for r, i in enumerate(examples if show_maps and self.inputs is not None else []):
             sub = gs[r, 0].subgridspec(1, 1 + len(self.methods), wspace=0.05)
             x_i = self.inputs[i]  # type: ignore[index]  # (checked in the loop's condition)
@@ -418,9 +449,13 @@ class Comparison:
         if show_maps:
             # One key for all maps: each map is scaled to its own 99.5th percentile of |value|.
             cax = fig.add_subplot(gs[rows, 0].subgridspec(1, 3, width_ratios=[1, 2, 1])[0, 1])
-            plotting.colour_key(cax, 1.0, orientation="horizontal", fontsize=6.5,
-                                label="each map / its 99.5th percentile of |value|: red supports the target, "
-                                      "blue opposes it")
+            plotting.colour_key(
+                cax,
+                1.0,
+                orientation="horizontal",
+                fontsize=6.5,
+                label="each map / its 99.5th percentile of |value|: red supports the target, blue opposes it",
+            )
         if panels:
             sub = gs[rows + key_rows, 0].subgridspec(1, len(panels), wspace=0.3)
             for p, metric in enumerate(panels):

@@ -33,10 +33,12 @@ def _regions_name(regions: RegionsSpec) -> str:
 
 def _check_config_file(out_dir: str, cfg: _Config) -> None:
     desc = {
-        "regions": _regions_name(cfg.regions), "search": cfg.search if isinstance(cfg.search, str)
-        else type(cfg.search).__name__,
+        "regions": _regions_name(cfg.regions),
+        "search": cfg.search if isinstance(cfg.search, str) else type(cfg.search).__name__,
         "weights": None if cfg.weights is None else repr(cfg.weights),
-        "target": cfg.target, "metrics": list(cfg.metrics), "metric_steps": cfg.metric_steps,
+        "target": cfg.target,
+        "metrics": list(cfg.metrics),
+        "metric_steps": cfg.metric_steps,
     }
     path = os.path.join(out_dir, _CONFIG_FILE)
     if os.path.exists(path):
@@ -48,7 +50,9 @@ def _check_config_file(out_dir: str, cfg: _Config) -> None:
         if old != desc:
             warnings.warn(
                 f"{out_dir} holds records made with another configuration ({old} vs {desc}); existing "
-                "records are kept and their images skipped", stacklevel=3)
+                "records are kept and their images skipped",
+                stacklevel=3,
+            )
         return
     with open(path, "w") as fh:
         json.dump(desc, fh, indent=2)
@@ -81,9 +85,11 @@ class DatasetSummary:
 
     def line(self) -> str:
         skipped = "?" if self.skipped is None else str(self.skipped)
-        return (f"done {self.done}, failed {self.failed}, skipped {skipped} in {self.seconds:.1f} s "
-                f"({self.images_per_minute:.1f} images/min, {self.mode}, {self.workers} worker(s)); "
-                f"records in {os.path.join(self.out_dir, _RECORDS_DIR)}")
+        return (
+            f"done {self.done}, failed {self.failed}, skipped {skipped} in {self.seconds:.1f} s "
+            f"({self.images_per_minute:.1f} images/min, {self.mode}, {self.workers} worker(s)); "
+            f"records in {os.path.join(self.out_dir, _RECORDS_DIR)}"
+        )
 
     __str__ = line
 
@@ -192,8 +198,11 @@ def explain_dataset(
     if not (target in ("predicted", "label") or (isinstance(target, int) and not isinstance(target, bool))):
         raise ValueError(f"target must be 'predicted', 'label' or a class index, got {target!r}")
     metrics = check_curve_metrics(tuple(metrics))
-    for name, value in (("batch_size", batch_size), ("metric_steps", metric_steps),
-                        ("perturbations_per_eval", perturbations_per_eval)):
+    for name, value in (
+        ("batch_size", batch_size),
+        ("metric_steps", metric_steps),
+        ("perturbations_per_eval", perturbations_per_eval),
+    ):
         if value is None and name == "perturbations_per_eval":
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -201,9 +210,17 @@ def explain_dataset(
     from ..search import get_search
 
     get_search(search)  # validate early (raises ValueError)
-    cfg = _Config(regions=regions, search=search, weights=weights, target=target, label_fn=label_fn,
-                  metrics=metrics, metric_steps=metric_steps, perturbations_per_eval=perturbations_per_eval,
-                  device=device)
+    cfg = _Config(
+        regions=regions,
+        search=search,
+        weights=weights,
+        target=target,
+        label_fn=label_fn,
+        metrics=metrics,
+        metric_steps=metric_steps,
+        perturbations_per_eval=perturbations_per_eval,
+        device=device,
+    )
 
     out = os.fspath(out_dir)
     os.makedirs(out, exist_ok=True)
@@ -245,25 +262,55 @@ def explain_dataset(
             if todo_items:
                 worker = DatasetExplainer(model_factory, cfg)
                 for s in range(0, len(todo_items), batch_size):
-                    consume(worker(todo_items[s:s + batch_size]), bar)
+                    consume(worker(todo_items[s : s + batch_size]), bar)
         finally:
             if bar is not None:
                 bar.close()
         mode = "in-process"
     else:
-        workers = _run_ray(images, todo_items, model_factory, cfg, consume, done_ids, ray_address=ray_address,
-                           batch_size=batch_size, concurrency=concurrency, num_gpus=num_gpus, num_cpus=num_cpus,
-                           progress=progress)
+        workers = _run_ray(
+            images,
+            todo_items,
+            model_factory,
+            cfg,
+            consume,
+            done_ids,
+            ray_address=ray_address,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            num_gpus=num_gpus,
+            num_cpus=num_cpus,
+            progress=progress,
+        )
         mode = "ray"
-    return DatasetSummary(out_dir=out, mode=mode, workers=workers, total=total, done=counts["ok"],
-                          failed=counts["failed"], skipped=skipped, seconds=time.perf_counter() - start,
-                          parts=list(writer.files))
+    return DatasetSummary(
+        out_dir=out,
+        mode=mode,
+        workers=workers,
+        total=total,
+        done=counts["ok"],
+        failed=counts["failed"],
+        skipped=skipped,
+        seconds=time.perf_counter() - start,
+        parts=list(writer.files),
+    )
 
 
-def _run_ray(images: Any, todo_items: Optional[List[Dict[str, Any]]], model_factory: Callable[[], Any],
-             cfg: _Config, consume: Callable[[Any, Any], None], done_ids: set, *, ray_address: Optional[str],
-             batch_size: int, concurrency: Union[int, Tuple[int, int], None], num_gpus: Optional[float],
-             num_cpus: Optional[float], progress: bool) -> int:
+def _run_ray(
+    images: Any,
+    todo_items: Optional[List[Dict[str, Any]]],
+    model_factory: Callable[[], Any],
+    cfg: _Config,
+    consume: Callable[[Any, Any], None],
+    done_ids: set,
+    *,
+    ray_address: Optional[str],
+    batch_size: int,
+    concurrency: Union[int, Tuple[int, int], None],
+    num_gpus: Optional[float],
+    num_cpus: Optional[float],
+    progress: bool,
+) -> int:
     try:
         import ray as ray_mod
         import ray.data  # noqa: F401
@@ -287,8 +334,7 @@ def _run_ray(images: Any, todo_items: Optional[List[Dict[str, Any]]], model_fact
         gpus_here = float(resources.get("GPU", 0.0))
         actor_gpus = num_gpus if (num_gpus and gpus_here > 0) else None
         if num_gpus and gpus_here == 0:
-            warnings.warn("num_gpus was given but the Ray cluster has no GPU; the actors run on CPUs",
-                          stacklevel=3)
+            warnings.warn("num_gpus was given but the Ray cluster has no GPU; the actors run on CPUs", stacklevel=3)
         if concurrency is None:
             if actor_gpus:
                 n_workers = max(1, int(gpus_here // actor_gpus))
@@ -320,8 +366,12 @@ def _run_ray(images: Any, todo_items: Optional[List[Dict[str, Any]]], model_fact
         if num_cpus:
             remote["num_cpus"] = num_cpus
         out = ds.map_batches(
-            DatasetExplainer, fn_constructor_args=(model_factory, cfg), batch_size=batch_size,
-            batch_format="pyarrow", compute=compute, **remote,
+            DatasetExplainer,
+            fn_constructor_args=(model_factory, cfg),
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            compute=compute,
+            **remote,
         )
         # Our own tqdm bar replaces Ray Data's progress bars and its periodic progress logs.
         ctx = ray_mod.data.DataContext.get_current()

@@ -41,24 +41,52 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from torch import Tensor
 
-__all__ = ["RECORD_FIELDS", "record_fields", "record_schema", "record_from_explanation", "decode_attribution",
-           "read_records"]
+__all__ = [
+    "RECORD_FIELDS",
+    "record_fields",
+    "record_schema",
+    "record_from_explanation",
+    "decode_attribution",
+    "read_records",
+]
 
 _RECORDS_DIR = "records"
 
 #: Columns before the metric columns, with their Arrow type names.
 _HEAD: Tuple[Tuple[str, str], ...] = (
-    ("image_id", "string"), ("path", "string"), ("status", "string"), ("error", "string"), ("model", "string"),
-    ("target", "int64"), ("target_source", "string"), ("label", "int64"), ("predicted", "int64"),
-    ("predicted_score", "float64"), ("target_score", "float64"), ("regions", "string"), ("n_regions", "int64"),
-    ("search", "string"), ("order", "ints"), ("region_ids", "ints"), ("region_values", "floats"),
-    ("minimal_subset", "ints"), ("minimal_subset_size", "int64"), ("search_insertion_curve", "floats"),
-    ("search_deletion_curve", "floats"), ("search_insertion_area", "float64"), ("search_deletion_area", "float64"),
+    ("image_id", "string"),
+    ("path", "string"),
+    ("status", "string"),
+    ("error", "string"),
+    ("model", "string"),
+    ("target", "int64"),
+    ("target_source", "string"),
+    ("label", "int64"),
+    ("predicted", "int64"),
+    ("predicted_score", "float64"),
+    ("target_score", "float64"),
+    ("regions", "string"),
+    ("n_regions", "int64"),
+    ("search", "string"),
+    ("order", "ints"),
+    ("region_ids", "ints"),
+    ("region_values", "floats"),
+    ("minimal_subset", "ints"),
+    ("minimal_subset_size", "int64"),
+    ("search_insertion_curve", "floats"),
+    ("search_deletion_curve", "floats"),
+    ("search_insertion_area", "float64"),
+    ("search_deletion_area", "float64"),
 )
 #: Columns after the metric columns.
 _TAIL: Tuple[Tuple[str, str], ...] = (
-    ("n_evaluations", "int64"), ("metric_evaluations", "int64"), ("classification_evaluations", "int64"),
-    ("seconds", "float64"), ("input_height", "int64"), ("input_width", "int64"), ("attribution", "binary"),
+    ("n_evaluations", "int64"),
+    ("metric_evaluations", "int64"),
+    ("classification_evaluations", "int64"),
+    ("seconds", "float64"),
+    ("input_height", "int64"),
+    ("input_width", "int64"),
+    ("attribution", "binary"),
 )
 
 
@@ -67,8 +95,11 @@ DEFAULT_METRICS: Tuple[str, ...] = ("insertion", "deletion")
 
 
 def _columns(metrics: Sequence[str]) -> List[Tuple[str, str]]:
-    per_metric = [(f"{m}_{part}", kind) for m in dict.fromkeys(DEFAULT_METRICS + tuple(metrics))
-                  for part, kind in (("area", "float64"), ("fractions", "floats"), ("scores", "floats"))]
+    per_metric = [
+        (f"{m}_{part}", kind)
+        for m in dict.fromkeys(DEFAULT_METRICS + tuple(metrics))
+        for part, kind in (("area", "float64"), ("fractions", "floats"), ("scores", "floats"))
+    ]
     return list(_HEAD) + per_metric + list(_TAIL)
 
 
@@ -99,8 +130,14 @@ def _require_pyarrow() -> Any:
 def record_schema(metrics: Sequence[str] = DEFAULT_METRICS) -> Any:
     """The Arrow schema of :func:`record_fields`."""
     pa = _require_pyarrow()
-    types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "binary": pa.binary(),
-             "ints": pa.list_(pa.int64()), "floats": pa.list_(pa.float64())}
+    types = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "binary": pa.binary(),
+        "ints": pa.list_(pa.int64()),
+        "floats": pa.list_(pa.float64()),
+    }
     return pa.schema([(name, types[kind]) for name, kind in _columns(metrics)])
 
 
@@ -226,8 +263,9 @@ def existing_status(out_dir: str) -> Dict[str, str]:
     return status
 
 
-def read_records(out_dir: Union[str, os.PathLike], columns: Optional[Sequence[str]] = None,
-                 latest_only: bool = True) -> Any:
+def read_records(
+    out_dir: Union[str, os.PathLike], columns: Optional[Sequence[str]] = None, latest_only: bool = True
+) -> Any:
     """All records under ``out_dir`` as one ``pyarrow.Table``.
 
     With ``latest_only`` (default) each ``image_id`` appears once: its newest ``"ok"``

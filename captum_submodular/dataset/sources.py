@@ -47,8 +47,7 @@ def items_from(images: Any, extensions: Sequence[str]) -> List[Dict[str, Any]]:
             paths = [os.fspath(p) for p in images]
         except TypeError:
             raise TypeError(
-                "`images` must be a folder, a list of paths or a Ray Dataset, "
-                f"got {type(images).__name__}"
+                f"`images` must be a folder, a list of paths or a Ray Dataset, got {type(images).__name__}"
             ) from None
         ids = [os.path.normpath(p) for p in paths]
     items, seen = [], set()

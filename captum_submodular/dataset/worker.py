@@ -68,8 +68,15 @@ class RegionsConfig:
         :func:`~captum_submodular.regions.build_regions`, as everywhere else."""
         from ..regions import build_regions
 
-        return build_regions(self.kind, x, self.n, model=getattr(loaded, "model", None), target=target,
-                             compactness=self.compactness, grid=self.grid)
+        return build_regions(
+            self.kind,
+            x,
+            self.n,
+            model=getattr(loaded, "model", None),
+            target=target,
+            compactness=self.compactness,
+            grid=self.grid,
+        )
 
 
 RegionsSpec = Union[RegionsConfig, Callable[[Tensor, Any, int], Tensor]]
@@ -164,13 +171,18 @@ class DatasetExplainer:
         self.explainer = SubmodularAttribution(model, search=config.search, weights=config.weights)
         regions = config.regions
         self.pipeline_config = ExplainConfig(
-            search=config.search, weights=config.weights,
+            search=config.search,
+            weights=config.weights,
             regions=regions.kind if isinstance(regions, RegionsConfig) else regions,
             n_regions=regions.n if isinstance(regions, RegionsConfig) else 49,
             compactness=regions.compactness if isinstance(regions, RegionsConfig) else 10.0,
             grid=regions.grid if isinstance(regions, RegionsConfig) else None,
-            target=config.target, metrics=config.metrics, n_steps=config.metric_steps,
-            perturbations_per_eval=config.perturbations_per_eval, baselines=0.0)
+            target=config.target,
+            metrics=config.metrics,
+            n_steps=config.metric_steps,
+            perturbations_per_eval=config.perturbations_per_eval,
+            baselines=0.0,
+        )
 
     # ------------------------------------------------------------------ batches
 
@@ -188,8 +200,11 @@ class DatasetExplainer:
         path = row.get("path")
         image_id = row_id(row)
         record: Dict[str, Any] = {
-            "image_id": image_id, "path": None if path is None else str(path), "status": "failed",
-            "model": self.model_name, "regions": self.pipeline_config.regions_name,
+            "image_id": image_id,
+            "path": None if path is None else str(path),
+            "status": "failed",
+            "model": self.model_name,
+            "regions": self.pipeline_config.regions_name,
             "search": self.pipeline_config.search_name,
             "target_source": cfg.target if isinstance(cfg.target, str) else "fixed",
         }
@@ -204,7 +219,7 @@ class DatasetExplainer:
         except Exception as exc:  # a bad image or model error must not stop the job
             message = str(exc) or type(exc).__name__
             if path is not None and message.startswith(f"{path}: "):
-                message = message[len(str(path)) + 2:]
+                message = message[len(str(path)) + 2 :]
             record["error"] = f"{type(exc).__name__}: {message}"
         record["seconds"] = time.perf_counter() - start
         return record
@@ -213,6 +228,5 @@ class DatasetExplainer:
     def _explain_image(self, image: Any, label: Optional[int]) -> Dict[str, Any]:
         from ..pipeline import explain_image
 
-        explanation = explain_image(self.loaded, image, self.pipeline_config, label=label,
-                                    explainer=self.explainer)
+        explanation = explain_image(self.loaded, image, self.pipeline_config, label=label, explainer=self.explainer)
         return record_from_explanation(explanation)

@@ -166,9 +166,7 @@ def road_impute(
     >>> bool((y[~removed.expand_as(x)] == x[~removed.expand_as(x)]).all())
     True
     """
-    x, mask, fill_t = _check_arguments(
-        inputs, removed, noise_std, generator, fill, tol, max_iter
-    )
+    x, mask, fill_t = _check_arguments(inputs, removed, noise_std, generator, fill, tol, max_iter)
     with torch.no_grad():
         work = torch.float64 if x.dtype == torch.float64 else torch.float32
         n, c = x.shape[:2]
@@ -253,9 +251,7 @@ def _check_arguments(
     ):
         raise ValueError(f"noise_std must be a finite number >= 0; got {noise_std!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(
-            f"generator must be a torch.Generator or None; got {type(generator).__name__}"
-        )
+        raise ValueError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
     if isinstance(fill, Tensor):
         if not broadcasts_to(tuple(fill.shape), tuple(inputs.shape)):
             raise ValueError(
@@ -267,12 +263,7 @@ def _check_arguments(
         fill_t = torch.tensor(float(fill), device=inputs.device)
     else:
         raise ValueError(f"fill must be a number or a tensor; got {type(fill).__name__}")
-    if (
-        isinstance(tol, bool)
-        or not isinstance(tol, numbers.Real)
-        or not math.isfinite(float(tol))
-        or tol <= 0
-    ):
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(float(tol)) or tol <= 0:
         raise ValueError(f"tol must be a finite number > 0; got {tol!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1; got {max_iter!r}")
@@ -281,7 +272,5 @@ def _check_arguments(
     # One reduction decides in the usual case; the exact test only if it is not finite
     # (which removed pixels holding NaN or inf also cause).
     if not bool(torch.isfinite(x.sum())) and not bool((torch.isfinite(x) | mask).all()):
-        raise ValueError(
-            "inputs must be finite on the kept pixels (removed ones may hold anything)"
-        )
+        raise ValueError("inputs must be finite on the kept pixels (removed ones may hold anything)")
     return x, mask, fill_t

@@ -215,9 +215,7 @@ class _Multigrid:
     prod: Tensor
     images: Tensor
 
-    def __init__(
-        self, n: int, c: int, h: int, w: int, dtype: torch.dtype, device: torch.device
-    ) -> None:
+    def __init__(self, n: int, c: int, h: int, w: int, dtype: torch.dtype, device: torch.device) -> None:
         self.c = c
         fine = _Grid(n, h, w, dtype, device)
         self.grids: List[_Grid] = [fine]
@@ -300,9 +298,7 @@ class _Multigrid:
             st[:, 4:, 1 : g.h + 1, 1 : g.w + 1] = _galerkin(self.stencils[level - 1], self.weight)
             for k in range(4):
                 dy, dx = _OFFSETS[k]
-                st[:, k, 1 : g.h + 1, 1 : g.w + 1] = st[
-                    :, 8 - k, 1 + dy : g.h + 1 + dy, 1 + dx : g.w + 1 + dx
-                ]
+                st[:, k, 1 : g.h + 1, 1 : g.w + 1] = st[:, 8 - k, 1 + dy : g.h + 1 + dy, 1 + dx : g.w + 1 + dx]
             l1 = st.abs().sum(dim=1, keepdim=True).view(g.n, 1, -1)
             self.dinv[level].copy_(torch.where(l1 > 0, _COARSE_OMEGA / l1.clamp(min=1e-30), 0.0))
         last = self.grids[-1]
@@ -428,9 +424,7 @@ def _solve_groups(
         yield idx, sol, images, iterations
 
 
-def _solve(
-    mg: _Multigrid, x: Tensor, removed: Tensor, tol: float, max_iter: int
-) -> Tuple[Tensor, int]:
+def _solve(mg: _Multigrid, x: Tensor, removed: Tensor, tol: float, max_iter: int) -> Tuple[Tensor, int]:
     """Solve the ROAD systems of n images (x (n, c, h, w), removed (n, 1, h, w) bool).
 
     ``x`` is overwritten with its kept values (zero on removed pixels). Returns the

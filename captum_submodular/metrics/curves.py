@@ -113,24 +113,18 @@ class HighestConfidenceResult:
 def check_output(output: Any) -> Union[str, Callable[..., Any]]:
     if callable(output) or (isinstance(output, str) and output in OUTPUT_MODES):
         return output
-    raise ValueError(
-        f"output must be one of {list(OUTPUT_MODES)} or a callable; got {output!r}"
-    )
+    raise ValueError(f"output must be one of {list(OUTPUT_MODES)} or a callable; got {output!r}")
 
 
 def _select(out: Tensor, target: NormTarget) -> Tensor:
     if isinstance(target, Tensor):
         if out.dim() != 2:
-            raise ValueError(
-                f"a per-example target needs a 2D model output; got {tuple(out.shape)}"
-            )
+            raise ValueError(f"a per-example target needs a 2D model output; got {tuple(out.shape)}")
         return out.gather(1, target.to(out.device).view(-1, 1)).squeeze(1)
     return select_targets(out, target)
 
 
-def output_scores(
-    outputs: Tensor, target: Any = None, output: Union[str, Callable[..., Any]] = "softmax"
-) -> Tensor:
+def output_scores(outputs: Tensor, target: Any = None, output: Union[str, Callable[..., Any]] = "softmax") -> Tensor:
     """Turn a model output of ``B`` rows into one score per row.
 
     Parameters
@@ -259,9 +253,7 @@ def perturbation_curves(
             if not callable(output):
                 output_scores(clean_output, tgt, output)  # the target's range, before any model call
         else:
-            raise ValueError(
-                f"clean_output must be the model output on inputs, with first dimension N = {n}"
-            )
+            raise ValueError(f"clean_output must be the model output on inputs, with first dimension N = {n}")
 
     road = sub if isinstance(sub, RoadSubstrate) else None
     if road is not None:
@@ -312,15 +304,20 @@ def perturbation_curves(
                 changed_here = r[ex_d] < thr
                 if changed_here.shape[1] != 1:
                     if not (changed_here == changed_here[:, :1]).all():
-                        raise ValueError("substrate='road' imputes whole pixels: feature_mask must be the same "
-                                         "on every channel (e.g. 1x1xHxW)")
+                        raise ValueError(
+                            "substrate='road' imputes whole pixels: feature_mask must be the same "
+                            "on every channel (e.g. 1x1xHxW)"
+                        )
                     changed_here = changed_here[:, :1]
                 shown = ~changed_here if kind == "deletion" else changed_here
-                composed.append(road.compose(xs[j][ex_d], shown, bls[j][ex_d], [keys[j][i] for i in ex_c.tolist()],
-                                             st_c.tolist()))
+                composed.append(
+                    road.compose(xs[j][ex_d], shown, bls[j][ex_d], [keys[j][i] for i in ex_c.tolist()], st_c.tolist())
+                )
             out = as_output(forward_func(*composed, *rows_afa(afa, ex_c, n)), ex_c.numel())
-            where = (f"at {kind} curve step(s) {sorted(set(st_c.tolist()))[:8]} of example(s) "
-                     f"{sorted(set(ex_c.tolist()))[:8]}")
+            where = (
+                f"at {kind} curve step(s) {sorted(set(st_c.tolist()))[:8]} of example(s) "
+                f"{sorted(set(ex_c.tolist()))[:8]}"
+            )
             check_finite_output(out, where)
             row_scores = output_scores(out, rows_target(tgt, ex_c), output)
             check_finite_output(row_scores, where, "The score of the model output")
@@ -331,9 +328,7 @@ def perturbation_curves(
         scores = torch.where(steps < lengths[:, None], scores, last)
         fractions = torch.where(steps < lengths[:, None], fractions, torch.ones_like(fractions))
         area = curve_area(fractions, scores)
-    return CurveResult(
-        area=area, fractions=fractions, scores=scores, lengths=lengths.clone(), kind=kind
-    )
+    return CurveResult(area=area, fractions=fractions, scores=scores, lengths=lengths.clone(), kind=kind)
 
 
 _COMMON_DOC = r"""
@@ -438,7 +433,9 @@ def _curve_metric(kind: str, summary: str) -> Callable[..., Union[Tensor, CurveR
     return metric
 
 
-insertion = _curve_metric("insertion", r"""Insertion area (higher is better).
+insertion = _curve_metric(
+    "insertion",
+    r"""Insertion area (higher is better).
 
     Start from the insertion substrate ``b`` (the baselines by default, the
     blurred input for ``substrate="blur"``) and put the top-ranked elements of
@@ -452,9 +449,12 @@ insertion = _curve_metric("insertion", r"""Insertion area (higher is better).
 
     Cost: ``N * (K + 1)`` forward rows (``N * (m + 1)`` in region mode with
     ``m`` regions), in ``ceil(rows / perturbations_per_eval)`` model calls.
-""")
+""",
+)
 
-deletion = _curve_metric("deletion", r"""Deletion area (lower is better).
+deletion = _curve_metric(
+    "deletion",
+    r"""Deletion area (lower is better).
 
     Start from ``x`` and replace the top-ranked elements by the deletion
     substrate ``b`` (the baselines, also for ``substrate="blur"``) step by
@@ -466,7 +466,8 @@ deletion = _curve_metric("deletion", r"""Deletion area (lower is better).
 
     Cost: ``N * (K + 1)`` forward rows (``N * (m + 1)`` in region mode with
     ``m`` regions), in ``ceil(rows / perturbations_per_eval)`` model calls.
-""")
+""",
+)
 
 
 def highest_confidence(

@@ -54,20 +54,14 @@ def region_ranks(
     n = inputs[0].shape[0]
     shapes = [tuple(x.shape[1:]) for x in inputs]
     ids = torch.cat([m.reshape(n, -1).cpu() for m in masks], dim=1)
-    att = torch.cat(
-        [a.expand_as(x).reshape(n, -1).cpu().double() for a, x in zip(attrs, inputs)], dim=1
-    )
+    att = torch.cat([a.expand_as(x).reshape(n, -1).cpu().double() for a, x in zip(attrs, inputs)], dim=1)
     t = ids.shape[1]
     uniq, inv = torch.unique(ids, return_inverse=True)  # sorted ascending ids
     u = uniq.numel()
     counts = torch.zeros(n, u, dtype=torch.long).scatter_add_(1, inv, torch.ones_like(inv))
     sums = torch.zeros(n, u, dtype=torch.float64).scatter_add_(1, inv, att)
-    amax = torch.zeros(n, u, dtype=torch.float64).scatter_reduce_(
-        1, inv, att, reduce="amax", include_self=False
-    )
-    amin = torch.zeros(n, u, dtype=torch.float64).scatter_reduce_(
-        1, inv, att, reduce="amin", include_self=False
-    )
+    amax = torch.zeros(n, u, dtype=torch.float64).scatter_reduce_(1, inv, att, reduce="amax", include_self=False)
+    amin = torch.zeros(n, u, dtype=torch.float64).scatter_reduce_(1, inv, att, reduce="amin", include_self=False)
     present = counts > 0
     mean = torch.where(amax == amin, amin, sums / counts.clamp(min=1))
     key = torch.where(present, -mean if order == "morf" else mean, torch.full_like(mean, float("inf")))
@@ -82,8 +76,5 @@ def region_ranks(
     fractions = torch.cat([torch.zeros(n, 1, dtype=torch.float64), cum], dim=1)[:, :p]
     thresholds = torch.arange(p, dtype=torch.long).expand(n, -1).clone()
     sizes = [int(torch.Size(s).numel()) for s in shapes]
-    ranks = tuple(
-        r.reshape(n, *s).to(x.device)
-        for r, s, x in zip(entry_rank.split(sizes, dim=1), shapes, inputs)
-    )
+    ranks = tuple(r.reshape(n, *s).to(x.device) for r, s, x in zip(entry_rank.split(sizes, dim=1), shapes, inputs))
     return ranks, thresholds, fractions.contiguous(), m + 1

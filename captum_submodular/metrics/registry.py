@@ -44,8 +44,16 @@ from .._model_state import model_guard
 from .curves import CURVE_KINDS, CurveResult, check_output, deletion, highest_confidence, insertion, output_scores
 from .substrates import check_substrate
 
-__all__ = ["Metric", "MetricInfo", "MetricResult", "METRICS", "register_metric", "resolve_metrics",
-           "Faithfulness", "HC_BUDGETS"]
+__all__ = [
+    "Metric",
+    "MetricInfo",
+    "MetricResult",
+    "METRICS",
+    "register_metric",
+    "resolve_metrics",
+    "Faithfulness",
+    "HC_BUDGETS",
+]
 
 #: Reveal budgets of the highest-confidence metric.
 HC_BUDGETS: Tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
@@ -125,8 +133,9 @@ class Metric:
 
     def __post_init__(self) -> None:
         if self.kind not in ("curve", "budgeted", "derived", "llm"):
-            raise ValueError(f"Metric {self.name!r}: kind must be 'curve', 'budgeted', 'derived' or 'llm', "
-                             f"got {self.kind!r}")
+            raise ValueError(
+                f"Metric {self.name!r}: kind must be 'curve', 'budgeted', 'derived' or 'llm', got {self.kind!r}"
+            )
         if self.kind == "derived" and len(self.components) != 2:
             raise ValueError(f"Metric {self.name!r}: a derived metric names two components")
         if self.curve not in CURVE_KINDS:
@@ -145,12 +154,19 @@ class Metric:
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
 
-    def compute(self, bound: Faithfulness, attributions: Tensor, examples: Sequence[int],
-                cache: Optional[Dict[str, MetricResult]] = None) -> MetricResult:
+    def compute(
+        self,
+        bound: Faithfulness,
+        attributions: Tensor,
+        examples: Sequence[int],
+        cache: Optional[Dict[str, MetricResult]] = None,
+    ) -> MetricResult:
         """Score ``attributions`` (maps of ``examples``, in that order) on the bound batch."""
         if self.kind == "llm":
-            raise ValueError(f"metrics: {self.name} scores language-model attributions; call "
-                             f"METRICS[{self.name!r}].fn(LLMScorer(...), attributions) (captum_submodular.text)")
+            raise ValueError(
+                f"metrics: {self.name} scores language-model attributions; call "
+                f"METRICS[{self.name!r}].fn(LLMScorer(...), attributions) (captum_submodular.text)"
+            )
         if self.kind == "derived":
             first, second = (bound.evaluate(c, attributions, examples, cache=cache) for c in self.components)
             return MetricResult(self, first.values - second.values, list(examples), None)
@@ -160,13 +176,20 @@ class Metric:
             raise ValueError(f"metrics: {self.name} needs the true labels (labels=...)")
         on = idx.to(bound.inputs.device)
         common = dict(
-            feature_mask=None, n_steps=bound.n_steps,
+            feature_mask=None,
+            n_steps=bound.n_steps,
             substrate=self.substrate if self.substrate is not None else bound.substrate,
             perturbations_per_eval=bound.perturbations_per_eval,
             clean_output=bound.clean[on] if bound.reuse_clean_output else None,
         )
-        args = (bound.model, bound.inputs[on], attributions, [targets[i] for i in examples],
-                bound.baselines[on], rows_afa(bound.additional_forward_args, idx, bound.n))
+        args = (
+            bound.model,
+            bound.inputs[on],
+            attributions,
+            [targets[i] for i in examples],
+            bound.baselines[on],
+            rows_afa(bound.additional_forward_args, idx, bound.n),
+        )
         if self.kind == "curve":
             res = self.fn(*args, output=bound.output, return_curves=True, order=self.order, **common)
             return MetricResult(self, res.area.numpy()[:, None], list(examples), res)
@@ -189,30 +212,114 @@ def register_metric(metric: Metric) -> Metric:
     return metric
 
 
-register_metric(Metric("insertion", insertion, True, "area under the insertion curve", curve="insertion",
-                       label="insertion ↑", title="Insertion"))
-register_metric(Metric("deletion", deletion, False, "area under the deletion curve", curve="deletion",
-                       label="deletion ↓", title="Deletion"))
-register_metric(Metric("insertion_blur", insertion, True, "area under the insertion curve from the blurred input",
-                       curve="insertion", substrate="blur", label="blur insertion ↑", title="Blurred insertion"))
-register_metric(Metric("deletion_lerf", deletion, True,
-                       "area under the deletion curve removing the LEAST relevant elements first",
-                       curve="deletion", order="lerf", label="deletion LeRF ↑", title="Deletion, least relevant first"))
-register_metric(Metric("deletion_combined", deletion, True, "deletion LeRF area − MoRF area (baseline substrate)",
-                       kind="derived", components=("deletion_lerf", "deletion"), label="deletion LeRF−MoRF ↑"))
-register_metric(Metric("road_morf", deletion, False,
-                       "ROAD: area under the deletion curve with noisy linear imputation, most relevant first",
-                       curve="deletion", substrate="road", label="ROAD MoRF ↓", title="ROAD deletion (MoRF)"))
-register_metric(Metric("road_lerf", deletion, True,
-                       "ROAD: area under the deletion curve with noisy linear imputation, least relevant first",
-                       curve="deletion", substrate="road", order="lerf", label="ROAD LeRF ↑",
-                       title="ROAD deletion (LeRF)"))
-register_metric(Metric("road_combined", deletion, True, "ROAD's combined score: LeRF area − MoRF area",
-                       kind="derived", components=("road_lerf", "road_morf"), label="ROAD LeRF−MoRF ↑"))
-register_metric(Metric("highest_confidence", highest_confidence, True,
-                       "max p(true class) within a reveal budget (misclassified examples)", kind="budgeted",
-                       curve="insertion", label="HC", title="True-class insertion", explains="label",
-                       budgets=HC_BUDGETS, short="hc"))
+register_metric(
+    Metric(
+        "insertion",
+        insertion,
+        True,
+        "area under the insertion curve",
+        curve="insertion",
+        label="insertion ↑",
+        title="Insertion",
+    )
+)
+register_metric(
+    Metric(
+        "deletion",
+        deletion,
+        False,
+        "area under the deletion curve",
+        curve="deletion",
+        label="deletion ↓",
+        title="Deletion",
+    )
+)
+register_metric(
+    Metric(
+        "insertion_blur",
+        insertion,
+        True,
+        "area under the insertion curve from the blurred input",
+        curve="insertion",
+        substrate="blur",
+        label="blur insertion ↑",
+        title="Blurred insertion",
+    )
+)
+register_metric(
+    Metric(
+        "deletion_lerf",
+        deletion,
+        True,
+        "area under the deletion curve removing the LEAST relevant elements first",
+        curve="deletion",
+        order="lerf",
+        label="deletion LeRF ↑",
+        title="Deletion, least relevant first",
+    )
+)
+register_metric(
+    Metric(
+        "deletion_combined",
+        deletion,
+        True,
+        "deletion LeRF area − MoRF area (baseline substrate)",
+        kind="derived",
+        components=("deletion_lerf", "deletion"),
+        label="deletion LeRF−MoRF ↑",
+    )
+)
+register_metric(
+    Metric(
+        "road_morf",
+        deletion,
+        False,
+        "ROAD: area under the deletion curve with noisy linear imputation, most relevant first",
+        curve="deletion",
+        substrate="road",
+        label="ROAD MoRF ↓",
+        title="ROAD deletion (MoRF)",
+    )
+)
+register_metric(
+    Metric(
+        "road_lerf",
+        deletion,
+        True,
+        "ROAD: area under the deletion curve with noisy linear imputation, least relevant first",
+        curve="deletion",
+        substrate="road",
+        order="lerf",
+        label="ROAD LeRF ↑",
+        title="ROAD deletion (LeRF)",
+    )
+)
+register_metric(
+    Metric(
+        "road_combined",
+        deletion,
+        True,
+        "ROAD's combined score: LeRF area − MoRF area",
+        kind="derived",
+        components=("road_lerf", "road_morf"),
+        label="ROAD LeRF−MoRF ↑",
+    )
+)
+register_metric(
+    Metric(
+        "highest_confidence",
+        highest_confidence,
+        True,
+        "max p(true class) within a reveal budget (misclassified examples)",
+        kind="budgeted",
+        curve="insertion",
+        label="HC",
+        title="True-class insertion",
+        explains="label",
+        budgets=HC_BUDGETS,
+        short="hc",
+    )
+)
 
 
 def resolve_metrics(names: Union[str, Sequence[str]], argument: str = "metrics") -> List[Metric]:
@@ -236,9 +343,7 @@ def _one_tensor(attributions: Any) -> Tensor:
     if isinstance(attributions, tuple) and len(attributions) == 1:
         attributions = attributions[0]
     if not isinstance(attributions, Tensor):
-        raise ValueError(
-            f"attributions: Faithfulness scores one N×… tensor of maps; got {type(attributions).__name__}"
-        )
+        raise ValueError(f"attributions: Faithfulness scores one N×… tensor of maps; got {type(attributions).__name__}")
     return attributions
 
 
@@ -308,9 +413,11 @@ class Faithfulness:
         with torch.no_grad(), model_guard(self.model, caller="Faithfulness"):
             for s in range(0, self.n, ppe):
                 rows = torch.arange(s, min(s + ppe, self.n))
-                out = as_output(self.model(self.inputs[s: s + ppe],
-                                           *rows_afa(self.additional_forward_args, rows, self.n)),
-                                rows.numel(), "model")
+                out = as_output(
+                    self.model(self.inputs[s : s + ppe], *rows_afa(self.additional_forward_args, rows, self.n)),
+                    rows.numel(),
+                    "model",
+                )
                 outs.append(out.detach())
         clean = torch.cat(outs)
         if clean.dim() != 2:
@@ -324,12 +431,14 @@ class Faithfulness:
         self.clean = clean
         self.predictions = clean.argmax(dim=1).cpu().tolist()
         n_classes = int(clean.shape[1])
-        self.targets = (self.predictions[:] if target_list is None
-                        else resolve_class_list(target_list, n_classes, "targets"))
+        self.targets = (
+            self.predictions[:] if target_list is None else resolve_class_list(target_list, n_classes, "targets")
+        )
         label_list = None if label_list is None else resolve_class_list(label_list, n_classes, "labels")
         self.labels = label_list
-        self.misclassified = ([] if label_list is None else
-                              [i for i in range(self.n) if label_list[i] != self.predictions[i]])
+        self.misclassified = (
+            [] if label_list is None else [i for i in range(self.n) if label_list[i] != self.predictions[i]]
+        )
 
     @property
     def target_scores(self) -> List[float]:
@@ -341,9 +450,14 @@ class Faithfulness:
         metric = METRICS[metric] if isinstance(metric, str) else metric
         return list(self.misclassified) if metric.explains == "label" else list(range(self.n))
 
-    def evaluate(self, metric: Union[str, Metric], attributions: Tensor,
-                 examples: Optional[Sequence[int]] = None, *,
-                 cache: Optional[Dict[str, MetricResult]] = None) -> MetricResult:
+    def evaluate(
+        self,
+        metric: Union[str, Metric],
+        attributions: Tensor,
+        examples: Optional[Sequence[int]] = None,
+        *,
+        cache: Optional[Dict[str, MetricResult]] = None,
+    ) -> MetricResult:
         """Score maps with one metric.
 
         ``attributions`` holds the maps of ``examples`` (default
@@ -358,8 +472,7 @@ class Faithfulness:
             raise ValueError(f"labels: the {metric.name} metric needs the true labels (labels=...)")
         attrs = _one_tensor(attributions).to(self.inputs.device)
         if attrs.shape[0] != len(examples):
-            raise ValueError(f"attributions: expected {len(examples)} map(s) for {metric.name}, "
-                             f"got {attrs.shape[0]}")
+            raise ValueError(f"attributions: expected {len(examples)} map(s) for {metric.name}, got {attrs.shape[0]}")
         if cache is not None and metric.name in cache:
             return cache[metric.name]
         result = metric.compute(self, attrs, examples, cache)
@@ -367,8 +480,12 @@ class Faithfulness:
             cache[metric.name] = result
         return result
 
-    def score(self, attributions: Tensor, metrics: Sequence[str] = ("insertion", "deletion"),
-              label_attributions: Optional[Tensor] = None) -> Dict[str, MetricResult]:
+    def score(
+        self,
+        attributions: Tensor,
+        metrics: Sequence[str] = ("insertion", "deletion"),
+        label_attributions: Optional[Tensor] = None,
+    ) -> Dict[str, MetricResult]:
         """Every metric of ``metrics`` on the maps of all ``N`` examples.
 
         Label metrics use ``label_attributions`` (maps of the true class of the

@@ -22,8 +22,14 @@ from torch import Tensor
 
 from .._inputs import check_baselines
 
-__all__ = ["SUBSTRATE_PRESETS", "BLUR_KERNEL_SIZE", "BLUR_SIGMA", "RoadSubstrate", "check_substrate",
-           "substrate_tensors"]
+__all__ = [
+    "SUBSTRATE_PRESETS",
+    "BLUR_KERNEL_SIZE",
+    "BLUR_SIGMA",
+    "RoadSubstrate",
+    "check_substrate",
+    "substrate_tensors",
+]
 
 #: Named substrates accepted by ``substrate=``.
 SUBSTRATE_PRESETS: Tuple[str, ...] = ("baseline", "blur", "rise", "mean", "road")
@@ -61,8 +67,9 @@ class RoadSubstrate:
     def check(self, inputs: Tuple[Tensor, ...]) -> None:
         for x in inputs:
             if x.dim() != 4 or not x.is_floating_point():
-                raise ValueError(f"substrate='road' needs floating-point image inputs N x C x H x W; got "
-                                 f"{tuple(x.shape)} {x.dtype}")
+                raise ValueError(
+                    f"substrate='road' needs floating-point image inputs N x C x H x W; got {tuple(x.shape)} {x.dtype}"
+                )
 
     @staticmethod
     def example_keys(x: Tensor) -> list:
@@ -82,13 +89,22 @@ class RoadSubstrate:
         removed = ~shown
         out = road_impute(x, removed, noise_std=0.0, fill=fill, tol=self.tol, max_iter=self.max_iter)
         if self.noise_std > 0:
-            noise = torch.stack([
-                torch.randn(tuple(x.shape[1:]), dtype=torch.float64, generator=torch.Generator().manual_seed(
-                    ((self.seed * 1_000_003 + int(k)) * 4_294_967_311 + int(key)) % 2**63))
-                for key, k in zip(keys, steps)
-            ]).to(device=x.device, dtype=out.dtype)
+            noise = torch.stack(
+                [
+                    torch.randn(
+                        tuple(x.shape[1:]),
+                        dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(
+                            ((self.seed * 1_000_003 + int(k)) * 4_294_967_311 + int(key)) % 2**63
+                        ),
+                    )
+                    for key, k in zip(keys, steps)
+                ]
+            ).to(device=x.device, dtype=out.dtype)
             out = torch.where(removed, out + self.noise_std * noise, out)
         return out
+
+
 #: RISE blur parameters (kernel size, sigma).
 BLUR_KERNEL_SIZE = 11
 BLUR_SIGMA = 5.0

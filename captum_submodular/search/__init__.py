@@ -108,6 +108,4 @@ def get_search(search: Union[str, SearchStrategy]) -> SearchStrategy:
         return search
     if isinstance(search, str) and search in SEARCHES:
         return SEARCHES[search]()
-    raise ValueError(
-        f"`search` must be one of {sorted(SEARCHES)} or a SearchStrategy instance, got {search!r}."
-    )
+    raise ValueError(f"`search` must be one of {sorted(SEARCHES)} or a SearchStrategy instance, got {search!r}.")

@@ -92,10 +92,16 @@ class SearchContext:
         ``None`` when unknown (synthetic set functions).
     """
 
-    def __init__(self, m: int, cost: Optional[Callable[[Tensor], int]] = None,
-                 used: Optional[Callable[[], int]] = None, max_evaluations: Optional[int] = None,
-                 resolution: float = 0.0, region_sizes: Optional[Tensor] = None,
-                 adjacency: Optional[Tensor] = None) -> None:
+    def __init__(
+        self,
+        m: int,
+        cost: Optional[Callable[[Tensor], int]] = None,
+        used: Optional[Callable[[], int]] = None,
+        max_evaluations: Optional[int] = None,
+        resolution: float = 0.0,
+        region_sizes: Optional[Tensor] = None,
+        adjacency: Optional[Tensor] = None,
+    ) -> None:
         self.m = int(m)
         self._cost = cost
         self._used = used
@@ -140,8 +146,9 @@ class SearchContext:
         placed[list(front) + list(back)] = True
         return (~placed).nonzero().flatten()
 
-    def _family_cost(self, front: Sequence[int], back: Sequence[int], remaining: Tensor,
-                     near_front: bool, given: Optional[Tensor]) -> int:
+    def _family_cost(
+        self, front: Sequence[int], back: Sequence[int], remaining: Tensor, near_front: bool, given: Optional[Tensor]
+    ) -> int:
         """0 when every candidate for the unknown prefix next to ``front`` (next to ``back``)
         is evaluated already, else 2."""
         base = torch.zeros(self.m, dtype=torch.bool)
@@ -260,9 +267,7 @@ class SearchStrategy(abc.ABC):
     def check_regions(self, m: int) -> None:
         """Raise ``ValueError`` when ``m`` is outside what this strategy supports."""
         if m < 2:
-            raise ValueError(
-                f"`feature_mask` defines {m} region(s); a subset search needs at least 2."
-            )
+            raise ValueError(f"`feature_mask` defines {m} region(s); a subset search needs at least 2.")
         if m > self.max_regions:
             raise ValueError(
                 f"`feature_mask` defines {m} regions, more than the {self.max_regions} that "
@@ -307,8 +312,7 @@ def _best(values: Tensor, keys: Tensor, tol: float, largest: bool = True) -> int
     return int(pos[torch.argmin(keys[pos])])
 
 
-def _ranked(values: Tensor, keys: Tensor, tol: float, k: Optional[int] = None,
-            descending: bool = True) -> List[int]:
+def _ranked(values: Tensor, keys: Tensor, tol: float, k: Optional[int] = None, descending: bool = True) -> List[int]:
     """Positions from best to worst (first ``k``): each is the best of the rest by :func:`_best`."""
     n = len(values)
     k = n if k is None else min(k, n)
@@ -329,8 +333,9 @@ def _ranked(values: Tensor, keys: Tensor, tol: float, k: Optional[int] = None,
     return out
 
 
-def _complete(m: int, ctx: SearchContext, front: List[int], back: List[int], proxy: Tensor,
-              refresh: bool = True) -> Generator[Tensor, Tensor, Tuple[List[int], int]]:
+def _complete(
+    m: int, ctx: SearchContext, front: List[int], back: List[int], proxy: Tensor, refresh: bool = True
+) -> Generator[Tensor, Tensor, Tuple[List[int], int]]:
     """Finish an order within the budget: screened greedy steps ranked by ``proxy``.
 
     Each step scores ``F(front ∪ {c})`` for the ``k`` unplaced regions of highest
@@ -395,9 +400,15 @@ class _Additive:
 SetFunction = Callable[[Tensor], Tensor]
 
 
-def run_search(strategy: SearchStrategy, m: int, set_function: SetFunction,
-               max_evaluations: Optional[int] = None, resolution: float = 0.0,
-               region_sizes: Optional[Tensor] = None, adjacency: Optional[Tensor] = None) -> SearchOutcome:
+def run_search(
+    strategy: SearchStrategy,
+    m: int,
+    set_function: SetFunction,
+    max_evaluations: Optional[int] = None,
+    resolution: float = 0.0,
+    region_sizes: Optional[Tensor] = None,
+    adjacency: Optional[Tensor] = None,
+) -> SearchOutcome:
     """Run ``strategy`` on ``m`` elements against a plain batched ``set_function``.
 
     ``set_function`` maps a ``k×m`` bool tensor to a ``(k,)`` tensor of values.
@@ -418,17 +429,22 @@ def run_search(strategy: SearchStrategy, m: int, set_function: SetFunction,
     def cost(rows: Tensor) -> int:
         return len(set(_row_keys(torch.cat([rows, ~rows]))) - seen)
 
-    ctx = SearchContext(m, cost=cost, used=lambda: len(seen), max_evaluations=max_evaluations,
-                        resolution=resolution, region_sizes=region_sizes, adjacency=adjacency)
+    ctx = SearchContext(
+        m,
+        cost=cost,
+        used=lambda: len(seen),
+        max_evaluations=max_evaluations,
+        resolution=resolution,
+        region_sizes=region_sizes,
+        adjacency=adjacency,
+    )
     gen = start_search(strategy, m, ctx)
     try:
         request = next(gen)
         while True:
             values = torch.as_tensor(set_function(request), dtype=torch.float64).reshape(-1)
             if values.shape[0] != request.shape[0]:
-                raise ValueError(
-                    f"set_function returned {values.shape[0]} values for {request.shape[0]} subsets."
-                )
+                raise ValueError(f"set_function returned {values.shape[0]} values for {request.shape[0]} subsets.")
             seen.update(_row_keys(torch.cat([request, ~request])))
             request = gen.send(values)
     except StopIteration as stop:

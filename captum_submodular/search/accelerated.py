@@ -102,8 +102,14 @@ class AcceleratedSearch(SearchStrategy):
 
     max_regions = 1024
 
-    def __init__(self, n_candidates: Optional[int] = None, n_stale: int = 1, ridge: float = 1e-6,
-                 head: float = 0.5, stale_share: float = 0.5) -> None:
+    def __init__(
+        self,
+        n_candidates: Optional[int] = None,
+        n_stale: int = 1,
+        ridge: float = 1e-6,
+        head: float = 0.5,
+        stale_share: float = 0.5,
+    ) -> None:
         if n_candidates is not None and (not isinstance(n_candidates, int) or n_candidates < 1):
             raise ValueError(f"`n_candidates` must be None or an int ≥ 1, got {n_candidates!r}.")
         if not isinstance(n_stale, int) or n_stale < 0 or (n_candidates is not None and n_stale > n_candidates):

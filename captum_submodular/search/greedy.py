@@ -132,8 +132,7 @@ class BidirectionalSearch(SearchStrategy):
             if r > self.n_pending:
                 others = torch.cat([torch.arange(best_pos), torch.arange(best_pos + 1, r)])
                 # The n_pending lowest proxies (ties: lower index first).
-                lowest = others[_ranked(values[others], remaining[others], tol, k=self.n_pending,
-                                        descending=False)]
+                lowest = others[_ranked(values[others], remaining[others], tol, k=self.n_pending, descending=False)]
                 pending = remaining[lowest].sort().values
                 back_rows = _rows(m, back, pending)
                 if not ctx.affords(back_rows, order_front + [best], order_back, to_back=True):

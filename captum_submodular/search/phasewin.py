@@ -94,10 +94,19 @@ class PhaseWinSearch(SearchStrategy):
     max_regions = 1024
     default_weights = ObjectiveWeights(1.0, 1.0, 0.0, 0.0)
 
-    def __init__(self, window: float = 0.3, beta_del: float = 0.05, alpha_sel: float = 0.6,
-                 beta_win: float = 0.99, n_greedy: int = 0, exit_threshold: float = 0.02,
-                 exit_keep: float = 0.98, defer_temperature: float = 0.5, defer_decay: float = 0.85,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        window: float = 0.3,
+        beta_del: float = 0.05,
+        alpha_sel: float = 0.6,
+        beta_win: float = 0.99,
+        n_greedy: int = 0,
+        exit_threshold: float = 0.02,
+        exit_keep: float = 0.98,
+        defer_temperature: float = 0.5,
+        defer_decay: float = 0.85,
+        seed: int = 0,
+    ) -> None:
         if not 0.0 < window <= 1.0:
             raise ValueError(f"`window` must be in (0, 1], got {window!r}.")
         if not 0.0 < beta_del < 1.0:
@@ -158,8 +167,7 @@ class PhaseWinSearch(SearchStrategy):
         def by_value(vals: Dict[int, float], cands: Sequence[int]) -> List[int]:
             cands = list(cands)
             keys = torch.tensor(cands, dtype=torch.long)
-            return [cands[i] for i in _ranked(torch.tensor([vals[c] for c in cands], dtype=torch.float64),
-                                               keys, tol)]
+            return [cands[i] for i in _ranked(torch.tensor([vals[c] for c in cands], dtype=torch.float64), keys, tol)]
 
         def exit_action(g2: Optional[float], g1: Optional[float], g: float) -> str:
             if g2 is None or g1 is None:

@@ -102,9 +102,17 @@ class RefinedSearch(SearchStrategy):
 
     max_regions = 1024
 
-    def __init__(self, evaluations_per_region: float = 10.0, refine_share: float = 0.1, n_candidates: int = 2,
-                 head: float = 0.5, complement_weight: float = 0.1, tail: str = "end", neighbours: bool = True,
-                 ridge: float = 1e-6) -> None:
+    def __init__(
+        self,
+        evaluations_per_region: float = 10.0,
+        refine_share: float = 0.1,
+        n_candidates: int = 2,
+        head: float = 0.5,
+        complement_weight: float = 0.1,
+        tail: str = "end",
+        neighbours: bool = True,
+        ridge: float = 1e-6,
+    ) -> None:
         if not evaluations_per_region >= 2:
             raise ValueError(f"`evaluations_per_region` must be ≥ 2, got {evaluations_per_region!r}.")
         if not 0.0 <= refine_share < 1.0:
@@ -212,8 +220,11 @@ class RefinedSearch(SearchStrategy):
                 t = len(order)
                 width = max(self.n_candidates, math.ceil(self.head * r / (t + 1)))
                 w = surrogate.weights()
-                extra = [int(remaining[i]) for i in _ranked(w[remaining] / sizes[remaining], remaining, tol, k=width)
-                         if int(remaining[i]) not in chosen][: max(0, width - len(chosen))]
+                extra = [
+                    int(remaining[i])
+                    for i in _ranked(w[remaining] / sizes[remaining], remaining, tol, k=width)
+                    if int(remaining[i]) not in chosen
+                ][: max(0, width - len(chosen))]
             chosen = (chosen + extra)[:cap]
             cands = torch.tensor(sorted(chosen))
             rows = _rows(m, selected, cands)
