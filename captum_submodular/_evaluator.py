@@ -266,6 +266,11 @@ class Evaluator:
         for the gain map, which makes ``perturbations_per_eval`` and the other examples of
         the batch irrelevant to the order and to the exact zeros.  Everything here is per
         example (``example``'s outputs), so that an example explained alone gets the same.
+        The rule sees only what the model returns: a model that computes a small score as
+        the difference of much larger internal values (a saturated log-probability returned
+        with ``output_type="scalar"``, say) rounds above it, and batch sizes can then move
+        its scores beyond the resolution; return the logits or probabilities instead, or
+        pass ``perturbations_per_eval=1``.
         """
         own = example.output_scale if example is not None else 0.0
         scale = max([1.0, own] + [float(c.abs().max()) for c in curves if c.numel()])

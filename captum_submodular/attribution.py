@@ -203,7 +203,11 @@ class SubmodularAttribution(PerturbationAttribution):
         (or the search's ``default_weights``, e.g. PhaseWin's 1 / 1 / 0 / 0).
     output_type:
         ``"logits"`` (default: softmax over the last dimension), ``"probabilities"`` or
-        ``"scalar"`` (one score per example; ``target`` must be ``None``).
+        ``"scalar"`` (one score per example; ``target`` must be ``None``).  Score
+        differences below the output's rounding resolution are ties and zeros; a scalar
+        computed as a small difference of much larger internal values (a saturated
+        log-probability, say) rounds above that resolution, so prefer returning logits or
+        probabilities for such a model, or pass ``perturbations_per_eval=1``.
     embedding:
         Needed only when ``weights.effectiveness != 0``: either a callable mapping a batch
         of inputs to ``k×d`` embeddings, or an ``nn.Module`` inside ``forward_func``
