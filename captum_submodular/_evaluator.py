@@ -304,7 +304,6 @@ class Evaluator:
         The embedding must give one finite row per input: ``ValueError`` for another
         number of rows, :class:`NonFiniteOutputError` for NaN or inf.
         """
-        emb = self.owner.embedding
         for e in examples:
             e.n_rounds += 1
             singles = torch.eye(e.m, dtype=torch.bool)
@@ -312,24 +311,7 @@ class Evaluator:
             for start in range(0, e.m, self.batch):
                 rows = singles[start : start + self.batch]
                 k = rows.shape[0]
-                if isinstance(emb, nn.Module):
-                    captured: List[Any] = []
-
-                    def hook(_module: nn.Module, _inp: Any, out: Any) -> None:
-                        captured.append(out[0] if isinstance(out, (tuple, list)) and out else out)
-
-                    handle = emb.register_forward_hook(hook)
-                    try:
-                        self._forward([(e, rows)])
-                    finally:
-                        handle.remove()
-                    if not captured:
-                        raise ValueError("`embedding` module was not called by `forward_func`.")
-                    out = captured[-1]
-                else:
-                    with torch.inference_mode():
-                        out = emb(*e.compose(rows))
-                out = as_output(out, k, "embedding").detach()
+                out = as_output(self._embedding_output(e, rows), k, "embedding").detach()
                 try:
                     check_finite_output(out, f"for the single-region inputs of example {e.index}", "The embedding")
                 except NonFiniteOutputError as err:
@@ -341,18 +323,30 @@ class Evaluator:
     def _forward_row(self, e: Example, keep: bool) -> Tensor:
         return self._forward([(e, torch.full((1, e.m), keep, dtype=torch.bool))])
 
-    def _embed_row(self, e: Example, keep: bool) -> Any:
+    def _embedding_output(self, e: Example, rows: Tensor) -> Any:
+        """The embedding of the composed inputs of ``rows``: the output of ``embedding`` called on
+        them, or, for an ``nn.Module`` inside ``forward_func``, its output captured by a forward
+        hook (always removed) during one model call."""
         emb = self.owner.embedding
-        if isinstance(emb, nn.Module):
-            captured: List[Any] = []
-            handle = emb.register_forward_hook(lambda _m, _i, out: captured.append(out))
-            try:
-                self._forward_row(e, keep)
-            finally:
-                handle.remove()
-            return captured[-1] if captured else None
-        with torch.inference_mode():
-            return emb(*e.compose(torch.full((1, e.m), keep, dtype=torch.bool)))
+        if not isinstance(emb, nn.Module):
+            with torch.inference_mode():
+                return emb(*e.compose(rows))
+        captured: List[Any] = []
+
+        def hook(_module: nn.Module, _inp: Any, out: Any) -> None:
+            captured.append(out[0] if isinstance(out, (tuple, list)) and out else out)
+
+        handle = emb.register_forward_hook(hook)
+        try:
+            self._forward([(e, rows)])
+        finally:
+            handle.remove()
+        if not captured:
+            raise ValueError("`embedding` module was not called by `forward_func`.")
+        return captured[-1]
+
+    def _embed_row(self, e: Example, keep: bool) -> Any:
+        return self._embedding_output(e, torch.full((1, e.m), keep, dtype=torch.bool))
 
     @staticmethod
     def _blame_baseline(err: NonFiniteOutputError, examples: List[Example], what: str, on_row: Any) -> None:

@@ -104,8 +104,8 @@ _LITE_VARIANTS = {
 # EfficientNet-Lite preprocessing: (x - 127) / 128 on 0..255 RGB values.
 # Expressed in 0..1 units so that `to_display` is shared with torchvision:
 # x_norm = (x/255 - mean) / std  with mean = 127/255, std = 128/255.
-_LITE0_MEAN = (127.0 / 255.0,) * 3
-_LITE0_STD = (128.0 / 255.0,) * 3
+_LITE_MEAN = (127.0 / 255.0,) * 3
+_LITE_STD = (128.0 / 255.0,) * 3
 
 
 class ModelUnavailableError(RuntimeError):
@@ -365,7 +365,7 @@ def _load_efficientnet_lite(name: str) -> tuple[torch.nn.Module, Callable, list[
         raise RuntimeError(f"Could not load {path} into timm {variant.timm_arch}: {exc}") from exc
     # The reference preprocessing: shorter side to size·256/224 (256 for Lite0), centre crop size.
     preprocess = _EfficientNetLitePreprocess(resize=round(variant.size * 256 / 224), crop=variant.size)
-    return model, preprocess, _imagenet_class_names(), _LITE0_MEAN, _LITE0_STD
+    return model, preprocess, _imagenet_class_names(), _LITE_MEAN, _LITE_STD
 
 
 @contextlib.contextmanager
