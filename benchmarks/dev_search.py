@@ -188,6 +188,7 @@ def main() -> None:
                 search=spec,
                 budget=args.budget,
                 evals=res.n_evaluations,
+                rounds=res.n_rounds,
                 sec=round(sec, 1),
                 ins=float(insertion(model, x, a, target, n_steps=50, perturbations_per_eval=args.ppe)),
                 ins_blur=float(
@@ -206,11 +207,11 @@ def main() -> None:
 
 def summary(rows: List[dict]) -> None:
     specs = list(dict.fromkeys(r["search"] for r in rows))
-    print("| search | images | evals | insertion | blur insertion | deletion |")
+    print("| search | images | evals | rounds | insertion | blur insertion | deletion |")
     for s in specs:
         rs = [r for r in rows if r["search"] == s]
         print(
-            f"| {s} | {len(rs)} | {np.mean([r['evals'] for r in rs]):.0f} | {np.mean([r['ins'] for r in rs]):.4f} | "
+            f"| {s} | {len(rs)} | {np.mean([r['evals'] for r in rs]):.0f} | {np.mean([r.get('rounds', 0) for r in rs]):.0f} | {np.mean([r['ins'] for r in rs]):.4f} | "
             f"{np.mean([r['ins_blur'] for r in rs]):.4f} | {np.mean([r['dele'] for r in rs]):.4f} |"
         )
 

@@ -38,15 +38,15 @@ from captum_submodular.metrics import deletion, insertion  # noqa: E402
 from captum_submodular.models import load_model  # noqa: E402
 from captum_submodular.regions import grid_mask, slic_mask  # noqa: E402
 
-SEARCHES = ("refined", "bidirectional", "phasewin", "accelerated", "greedy")
-BUDGET_SEARCHES = ("greedy", "bidirectional", "phasewin", "refined")
+SEARCHES = ("anytime", "refined", "bidirectional", "phasewin", "accelerated", "greedy")
+BUDGET_SEARCHES = ("greedy", "bidirectional", "phasewin", "refined", "accelerated", "anytime")
 OUT = os.path.join("benchmarks", "results")
 
 
 def run_shard(args: argparse.Namespace) -> None:
     index, count = (int(v) for v in args.shard.split("/"))
     torch.set_num_threads(1)
-    lm = load_model()
+    lm = load_model(args.model)
     samples = [("skimage", s) for s in skimage_samples()] + [("imagenet", s) for s in imagenet_samples()]
     if args.only:
         samples = [p for p in samples if p[1].name in args.only]
@@ -58,12 +58,12 @@ def run_shard(args: argparse.Namespace) -> None:
     for dataset, s in samples:
         model = Cached(lm.model.eval())
         x = lm.preprocess(s.image)[None]
-        mask = grid_mask(224, 224, grid=args.grid) if args.grid else slic_mask(x[0], n_segments=49)
+        mask = grid_mask(x.shape[-2], x.shape[-1], grid=args.grid) if args.grid else slic_mask(x[0], n_segments=49)
         with torch.no_grad():
             target = int(model(x).argmax())
         plan = [(name, None) for name in args.searches]
         if s.name in args.budget_images:
-            plan += [(name, b) for b in args.budgets for name in BUDGET_SEARCHES]
+            plan += [(name, b) for b in args.budgets for name in args.budget_searches]
         for name, budget in plan:
             if (s.name, name, budget) in done:
                 continue
@@ -72,7 +72,12 @@ def run_shard(args: argparse.Namespace) -> None:
             (res,) = sa.explain(x, target=target, feature_mask=mask, perturbations_per_eval=16)
             sec = time.perf_counter() - t
             a = res.attributions
+            road = {
+                k: float(deletion(model, x, a, target, n_steps=50, substrate="road", order=o, perturbations_per_eval=16))
+                for k, o in (("road_morf", "morf"), ("road_lerf", "lerf"))
+            } if args.road else {}
             rec = dict(
+                model=args.model,
                 dataset=dataset,
                 image=s.name,
                 m=int(res.region_ids.numel()),
@@ -80,11 +85,13 @@ def run_shard(args: argparse.Namespace) -> None:
                 budget=budget,
                 target=target,
                 evals=res.n_evaluations,
+                rounds=res.n_rounds,
                 sec=round(sec, 1),
                 ins=float(insertion(model, x, a, target, n_steps=50, perturbations_per_eval=16)),
                 ins_blur=float(insertion(model, x, a, target, n_steps=50, substrate="blur", perturbations_per_eval=16)),
                 dele=float(deletion(model, x, a, target, n_steps=50, perturbations_per_eval=16)),
                 order=res.order.tolist(),
+                **road,
             )
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(rec) + "\n")
@@ -98,61 +105,82 @@ def _load(args: argparse.Namespace) -> list:
     return rows
 
 
+def _metrics(rows: list) -> list:
+    out = [("ins", "insertion ↑", 1), ("ins_blur", "blur insertion ↑", 1), ("dele", "deletion ↓", -1)]
+    if rows and all("road_morf" in r for r in rows):
+        for r in rows:
+            r["road"] = r["road_lerf"] - r["road_morf"]
+        out.append(("road", "ROAD combined ↑", 1))
+    return out
+
+
 def merge(args: argparse.Namespace) -> None:
     rows = _load(args)
     main_rows = [r for r in rows if r["budget"] is None]
     lines = []
-    metrics = (("ins", "insertion ↑", 1), ("ins_blur", "blur insertion ↑", 1), ("dele", "deletion ↓", -1))
-    core = ("refined", "bidirectional", "phasewin")
-    for dataset in ("imagenet", "skimage"):
-        rs = [r for r in main_rows if r["dataset"] == dataset]
-        by = {(r["image"], r["search"]): r for r in rs}
-        images = sorted(i for i in {r["image"] for r in rs} if all((i, n) in by for n in core))
-        lines += [
-            f"### {dataset}: {len(images)} images with {', '.join(core)}",
-            "",
-            "| search | images | evaluations (mean, max) | insertion ↑ | blur insertion ↑ | deletion ↓ |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for n in SEARCHES:
-            imgs = [i for i in images if (i, n) in by]
-            if not imgs:
+    versus = args.versus
+    for model in sorted({r.get("model", "efficientnet_lite0") for r in main_rows}):
+        for dataset in ("imagenet", "skimage"):
+            rs = [r for r in main_rows if r["dataset"] == dataset and r.get("model", "efficientnet_lite0") == model]
+            by = {(r["image"], r["search"]): r for r in rs}
+            core = [n for n in (versus, "bidirectional") if any(k[1] == n for k in by)]
+            images = sorted(i for i in {r["image"] for r in rs} if all((i, n) in by for n in core))
+            if not images:
                 continue
-            e = [by[i, n]["evals"] for i in imgs]
-            cells = [f"{np.mean([by[i, n][k] for i in imgs]):.3f}" for k, _, _ in metrics]
-            lines.append(f"| {n} | {len(imgs)} | {np.mean(e):.0f}, {max(e)} | " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            f"refined against each other search ({dataset}, on the images both ran): mean difference "
-            "(refined better on / images; sign of the mean difference on the first and the second half "
-            "of those images, sorted by name)",
-            "",
-            "| against | images | " + " | ".join(lbl for _, lbl, _ in metrics) + " |",
-            "|---|---:|---|---|---|",
-        ]
-        for n in SEARCHES:
-            imgs = [i for i in images if (i, n) in by]
-            if n == "refined" or not imgs:
-                continue
-            half = len(imgs) // 2
-            cells = []
-            for k, _, sign in metrics:
-                d = np.array([by[i, "refined"][k] - by[i, n][k] for i in imgs])
-                wins = int(((d * sign) > 0).sum())
-                h1, h2 = np.sign(d[:half].mean()) if half else 0.0, np.sign(d[half:].mean())
-                flag = "" if h1 == h2 else ", flips"
-                cells.append(f"{d.mean():+.3f} ({wins}/{len(imgs)}; {h1:+.0f}/{h2:+.0f}{flag})")
-            lines.append(f"| {n} | {len(imgs)} | " + " | ".join(cells) + " |")
-        lines.append("")
+            metrics = _metrics([by[i, n] for i in images for n in SEARCHES if (i, n) in by])
+            lines += [
+                f"### {model}, {dataset}: {len(images)} images",
+                "",
+                "| search | images | evaluations (mean, max) | rounds (mean, max) | "
+                + " | ".join(lbl for _, lbl, _ in metrics)
+                + " |",
+                "|---|---:|---:|---:|" + "---:|" * len(metrics),
+            ]
+            for n in SEARCHES:
+                imgs = [i for i in images if (i, n) in by]
+                if not imgs:
+                    continue
+                e = [by[i, n]["evals"] for i in imgs]
+                rd = [by[i, n].get("rounds", 0) for i in imgs]
+                cells = [f"{np.mean([by[i, n][k] for i in imgs]):.3f}" for k, _, _ in metrics]
+                lines.append(
+                    f"| {n} | {len(imgs)} | {np.mean(e):.0f}, {max(e)} | {np.mean(rd):.0f}, {max(rd)} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+            lines += [
+                "",
+                f"{versus} against each other search ({model}, {dataset}, on the images both ran): mean "
+                f"difference ({versus} better on / images; sign of the mean difference on the first and the "
+                "second half of those images, sorted by name)",
+                "",
+                "| against | images | " + " | ".join(lbl for _, lbl, _ in metrics) + " |",
+                "|---|---:|" + "---|" * len(metrics),
+            ]
+            for n in SEARCHES:
+                imgs = [i for i in images if (i, n) in by]
+                if n == versus or not imgs or (imgs[0], versus) not in by:
+                    continue
+                half = len(imgs) // 2
+                cells = []
+                for k, _, sign in metrics:
+                    d = np.array([by[i, versus][k] - by[i, n][k] for i in imgs])
+                    wins = int(((d * sign) > 0).sum())
+                    h1, h2 = np.sign(d[:half].mean()) if half else 0.0, np.sign(d[half:].mean())
+                    flag = "" if h1 == h2 else ", flips"
+                    cells.append(f"{d.mean():+.3f} ({wins}/{len(imgs)}; {h1:+.0f}/{h2:+.0f}{flag})")
+                lines.append(f"| {n} | {len(imgs)} | " + " | ".join(cells) + " |")
+            lines.append("")
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(args.out, f"{args.tag}-table.md"), "w", encoding="utf-8") as fh:
         fh.write(text + "\n")
-    cols = ["dataset", "image", "m", "search", "budget", "target", "evals", "ins", "ins_blur", "dele"]
+    cols = ["model", "dataset", "image", "m", "search", "budget", "target", "evals", "rounds", "ins", "ins_blur", "dele"]
+    cols += ["road_morf", "road_lerf"]
     with open(os.path.join(args.out, f"{args.tag}-per-image.csv"), "w", encoding="utf-8") as fh:
         fh.write(",".join(cols) + "\n")
         for r in rows:
-            fh.write(",".join("" if r[c] is None else str(r[c]) for c in cols) + "\n")
+            fh.write(",".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + "\n")
     budget_plot(args, rows)
 
 
@@ -203,10 +231,14 @@ def main() -> None:
     ap.add_argument("--searches", nargs="+", default=list(SEARCHES))
     ap.add_argument("--budget-images", nargs="*", default=["imagenet_00", "imagenet_01", "imagenet_02", "imagenet_03"])
     ap.add_argument("--budgets", type=int, nargs="*", default=[150, 300, 550, 1000])
+    ap.add_argument("--budget-searches", nargs="*", default=list(BUDGET_SEARCHES))
     ap.add_argument("--only", nargs="*", default=None, help="run only these images")
     ap.add_argument("--grid", type=int, default=0, help="n×n grid instead of SLIC 49")
     ap.add_argument("--tag", default="search_table")
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--model", default="efficientnet_lite0", help="a load_model name (efficientnet_lite1 …)")
+    ap.add_argument("--road", action="store_true", help="also ROAD MoRF / LeRF (combined = LeRF − MoRF)")
+    ap.add_argument("--versus", default="anytime", help="the search the paired table compares with the others")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     if args.merge:

@@ -62,6 +62,7 @@ from ._base import (
     start_search,
 )
 from .accelerated import AcceleratedSearch
+from .anytime import AnytimeSearch
 from .greedy import BidirectionalSearch, GreedySearch
 from .phasewin import PhaseWinSearch
 from .refined import RefinedSearch
@@ -75,6 +76,7 @@ __all__ = [
     "AcceleratedSearch",
     "PhaseWinSearch",
     "RefinedSearch",
+    "AnytimeSearch",
     "run_search",
     "start_search",
     "get_search",
@@ -99,6 +101,7 @@ SEARCHES: Dict[str, Type[SearchStrategy]] = {
     "accelerated": AcceleratedSearch,
     "phasewin": PhaseWinSearch,
     "refined": RefinedSearch,
+    "anytime": AnytimeSearch,
 }
 
 
