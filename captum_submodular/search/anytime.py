@@ -237,7 +237,7 @@ class AnytimeSearch(SearchStrategy):
         full = torch.ones(1, m, dtype=torch.bool)
         eye = torch.eye(m, dtype=torch.bool)
         screen_rows = torch.cat([~full, eye])
-        if state["rounds"] < 3 or not ctx.affords_query(screen_rows, [], []):
+        if not ctx.affords_query(screen_rows, [], []):
             completed, n_more = yield from _complete(m, ctx, [], [], torch.full((m,), -math.inf))
             return SearchOutcome(completed, n_more)
         fs, fc = yield from ask(screen_rows)
