@@ -75,7 +75,7 @@ def run_shard(args: argparse.Namespace) -> None:
             road = {
                 k: float(deletion(model, x, a, target, n_steps=50, substrate="road", order=o, perturbations_per_eval=16))
                 for k, o in (("road_morf", "morf"), ("road_lerf", "lerf"))
-            } if args.road else {}
+            } if args.road and (not args.road_searches or name in args.road_searches) and budget is None else {}
             rec = dict(
                 model=args.model,
                 dataset=dataset,
@@ -185,43 +185,51 @@ def merge(args: argparse.Namespace) -> None:
 
 
 def budget_plot(args: argparse.Namespace, rows: list) -> None:
+    """One row of panels per model: each search's mean quality against its mean evaluations, on
+    the images where every budget of that search ran (the unbudgeted run is the last point)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    images = sorted({r["image"] for r in rows if r["budget"] is not None})
-    if not images:
+    models = sorted({r.get("model", "efficientnet_lite0") for r in rows if r["budget"] is not None})
+    if not models:
         return
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    summary = {}
-    for name in BUDGET_SEARCHES:
-        pts = []
-        for budget in sorted({r["budget"] for r in rows if r["budget"] is not None}) + [None]:
-            rs = [r for r in rows if r["search"] == name and r["budget"] == budget and r["image"] in images]
-            if len(rs) != len(images):
+    fig, grid = plt.subplots(len(models), 3, figsize=(15, 4.2 * len(models)), squeeze=False)
+    summary: dict = {}
+    for axes, model in zip(grid, models):
+        mine = [r for r in rows if r.get("model", "efficientnet_lite0") == model]
+        budgets = sorted({r["budget"] for r in mine if r["budget"] is not None})
+        summary[model] = {}
+        for name in BUDGET_SEARCHES:
+            have = {}
+            for r in mine:
+                if r["search"] == name:
+                    have.setdefault(r["image"], set()).add(r["budget"])
+            images = sorted(i for i, b in have.items() if set(budgets) | {None} <= b)
+            if not images:
                 continue
-            pts.append(
-                (np.mean([r["evals"] for r in rs]),)
-                + tuple(np.mean([r[k] for r in rs]) for k in ("ins", "ins_blur", "dele"))
-            )
-        pts = np.array(sorted(pts))
-        summary[name] = pts.tolist()
-        for ax, j, label in zip(axes, (1, 2, 3), ("insertion ↑", "blur insertion ↑", "deletion ↓")):
-            ax.plot(pts[:, 0], pts[:, j], marker="o", label=name)
-            ax.set_xscale("log")
-            ax.set_xlabel("model evaluations per image (mean)")
-            ax.set_title(label)
-    axes[0].legend()
-    fig.suptitle(
-        f"Quality against budget (max_evaluations), EfficientNet-Lite0, SLIC 49, {len(images)} images: "
-        + ", ".join(images),
-        fontsize=9,
-    )
+            pts = []
+            for budget in budgets + [None]:
+                rs = [r for r in mine if r["search"] == name and r["budget"] == budget and r["image"] in images]
+                rs = list({r["image"]: r for r in rs}.values())
+                pts.append(
+                    (np.mean([r["evals"] for r in rs]),)
+                    + tuple(np.mean([r[k] for r in rs]) for k in ("ins", "ins_blur", "dele"))
+                )
+            pts_a = np.array(sorted(pts))
+            summary[model][name] = dict(images=images, points=pts_a.tolist())
+            for ax, j, label in zip(axes, (1, 2, 3), ("insertion ↑", "blur insertion ↑", "deletion ↓")):
+                ax.plot(pts_a[:, 0], pts_a[:, j], marker="o", label=f"{name} ({len(images)} images)")
+                ax.set_xscale("log")
+                ax.set_xlabel("model evaluations per image (mean)")
+                ax.set_title(f"{model}: {label}", fontsize=10)
+        axes[0].legend(fontsize=8)
+    fig.suptitle(f"Quality against budget (max_evaluations {budgets} and none), SLIC 49", fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, f"{args.tag}-budget.png"), dpi=110)
+    fig.savefig(os.path.join(args.out, f"{args.tag}-budget.png"), dpi=100)
     with open(os.path.join(args.out, f"{args.tag}-budget.json"), "w", encoding="utf-8") as fh:
-        json.dump(dict(images=images, columns=["evals", "ins", "ins_blur", "dele"], points=summary), fh, indent=1)
+        json.dump(dict(columns=["evals", "ins", "ins_blur", "dele"], models=summary), fh, indent=1)
 
 
 def main() -> None:
@@ -238,6 +246,7 @@ def main() -> None:
     ap.add_argument("--out", default=OUT)
     ap.add_argument("--model", default="efficientnet_lite0", help="a load_model name (efficientnet_lite1 …)")
     ap.add_argument("--road", action="store_true", help="also ROAD MoRF / LeRF (combined = LeRF − MoRF)")
+    ap.add_argument("--road-searches", nargs="*", default=None, help="only these searches get ROAD (default: all)")
     ap.add_argument("--versus", default="anytime", help="the search the paired table compares with the others")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
