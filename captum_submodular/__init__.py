@@ -18,6 +18,7 @@ from .attribution import NonFiniteOutputError, SubmodularAttribution, Submodular
 from .objective import ObjectiveWeights
 from .search import (
     AcceleratedSearch,
+    AnytimeSearch,
     BidirectionalSearch,
     GreedySearch,
     PhaseWinSearch,
@@ -52,6 +53,7 @@ __all__ = [
     "AcceleratedSearch",
     "PhaseWinSearch",
     "RefinedSearch",
+    "AnytimeSearch",
     "SearchContext",
     "run_search",
     "explain_dataset",

@@ -130,7 +130,7 @@ class AnytimeSearch(SearchStrategy):
         self,
         evaluations_per_region: float = 16.0,
         complement_weight: float = 0.1,
-        back_insertion: float = 0.25,
+        back_insertion: float = 1.0,
         refine_weight: float = 0.1,
         n_candidates: int = 2,
         head_share: float = 0.8,
