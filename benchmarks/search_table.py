@@ -38,7 +38,7 @@ from captum_submodular.metrics import deletion, insertion  # noqa: E402
 from captum_submodular.models import load_model  # noqa: E402
 from captum_submodular.regions import grid_mask, slic_mask  # noqa: E402
 
-SEARCHES = ("anytime", "refined", "bidirectional", "phasewin", "accelerated", "greedy")
+SEARCHES = ("anytime", "anytime-v2", "refined", "bidirectional", "phasewin", "accelerated", "greedy")
 BUDGET_SEARCHES = ("greedy", "bidirectional", "phasewin", "refined", "accelerated", "anytime")
 OUT = os.path.join("benchmarks", "results")
 
@@ -236,7 +236,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shard", default=None)
     ap.add_argument("--merge", action="store_true")
-    ap.add_argument("--searches", nargs="+", default=list(SEARCHES))
+    ap.add_argument("--searches", nargs="*", default=list(SEARCHES))
     ap.add_argument("--budget-images", nargs="*", default=["imagenet_00", "imagenet_01", "imagenet_02", "imagenet_03"])
     ap.add_argument("--budgets", type=int, nargs="*", default=[150, 300, 550, 1000])
     ap.add_argument("--budget-searches", nargs="*", default=list(BUDGET_SEARCHES))

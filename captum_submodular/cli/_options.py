@@ -56,7 +56,8 @@ FACTORY_HELP = (
 
 SEARCH_NOTES = {
     "greedy": "SMDL's exact plain greedy, about R² model calls",
-    "bidirectional": "LiMA's two-sided greedy, about 0.65·R² calls (the default)",
+    "bidirectional": "LiMA's two-sided greedy, about 0.65·R² calls",
+    "anytime": "budgeted: at most 16 calls per region, screened two-sided greedy and exact batched moves",
     "refined": "budgeted: at most 10 calls per region, screened greedy steps and exact swaps",
     "accelerated": "greedy screened by a surrogate, about 10 calls per region",
     "phasewin": "PhaseWin's phased windows with its own 1/1 objective, calls depend on the image",

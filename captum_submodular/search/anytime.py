@@ -63,9 +63,10 @@ class AnytimeSearch(SearchStrategy):
        appends the region of largest density of ``F(S) − β_f · F(V∖S)``
        (``β_f = complement_weight``); the back prepends to the end of the order the region
        whose removal from the late prefix ``P`` loses the least density of
-       ``α · F(P) − F(V∖P)`` (``α = back_insertion``: the end of the order is chosen
-       mostly by the deletion curve, which is still falling there, while the insertion
-       curve has saturated).  Each side scores a short list: its ``n_candidates`` best last
+       ``α · F(P) − F(V∖P)`` (``α = back_insertion``; with ``α = 1`` and the default
+       weights this is 25 × (insertion − deletion) of ``P``: the end of the order is chosen
+       with the deletion curve at full weight, since the insertion curve has mostly
+       saturated there while the deletion curve is still falling).  Each side scores a short list: its ``n_candidates`` best last
        measured densities and the unplaced neighbours of the region it placed last (the
        context's ``adjacency``; without it, an additive surrogate's best).  The first
        ``full_steps`` front steps score every unplaced region.  The steps stop when they
@@ -89,16 +90,24 @@ class AnytimeSearch(SearchStrategy):
 
     Cost
     ----
-    Evaluations: at most ``B`` (the screen, steps, curves and moves all counted):
-    ``B = max_evaluations`` when a budget is given, else ``⌈evaluations_per_region · m⌉``.
-    The screen and the curves are ``4m`` of it; a budget as small as ``2m`` still gives a
-    full order (:func:`_complete`).  Rounds: at most :func:`bidirectional_rounds` ``(m)``
-    (``max_rounds`` overrides), the rounds of the two-sided search: one for the screen, one
-    per two placed regions, one for the curves, the rest for the refinement.
+    Evaluations: at most ``B``, everything counted (the full input, the screen, the steps,
+    the curves, the moves): ``B = max_evaluations`` when a budget is given, else
+    ``⌈evaluations_per_region · m⌉`` (16 per region: m=25 → 400, m=49 → 784, m=196 →
+    3,136, four times the cost at 49).  The screen is ``2m + 1`` of it and the curves at
+    most ``2m``.  Without a budget the refinement may stop earlier, when no move is left to
+    try within the round limit.  Below about ``4m`` the screen does not fit and the order
+    is finished by screened greedy steps (:func:`_complete`, one round per step).
 
-    Anytime.  Every extra evaluation goes to more greedy steps (a larger head share of a
-    larger budget) or to more exact moves; the order is complete and its curves exact
-    whatever the budget.
+    Rounds: at most :func:`bidirectional_rounds` ``(m)``, the two-sided search's own
+    count (``max_rounds`` sets another limit; it binds whenever the screen fits): one for
+    the screen, one per two placed regions, one for the curves, the rest for the
+    refinement.  Each round is one batch, so on an accelerator the wall time follows the
+    rounds, not the evaluations.
+
+    Anytime.  Every extra evaluation buys more greedy steps (the head share of a larger
+    budget) or more exact moves, and a move is applied only when it raises the exact area,
+    so on a given order the refinement never makes it worse.  The order is complete and its
+    curves exact at any budget.
 
     Parameters
     ----------
@@ -131,11 +140,11 @@ class AnytimeSearch(SearchStrategy):
         evaluations_per_region: float = 16.0,
         complement_weight: float = 0.1,
         back_insertion: float = 1.0,
-        refine_weight: float = 0.1,
+        refine_weight: float = 1.0,
         n_candidates: int = 2,
         head_share: float = 0.8,
         full_steps: int = 0,
-        max_shift: int = 12,
+        max_shift: int = 4,
         explore: bool = True,
         neighbours: bool = True,
         head: float = 0.5,
