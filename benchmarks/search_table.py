@@ -107,9 +107,10 @@ def _load(args: argparse.Namespace) -> list:
 
 def _metrics(rows: list) -> list:
     out = [("ins", "insertion ↑", 1), ("ins_blur", "blur insertion ↑", 1), ("dele", "deletion ↓", -1)]
-    if rows and all("road_morf" in r for r in rows):
+    if any("road_morf" in r for r in rows):
         for r in rows:
-            r["road"] = r["road_lerf"] - r["road_morf"]
+            if "road_morf" in r:
+                r["road"] = r["road_lerf"] - r["road_morf"]
         out.append(("road", "ROAD combined ↑", 1))
     return out
 
@@ -142,7 +143,10 @@ def merge(args: argparse.Namespace) -> None:
                     continue
                 e = [by[i, n]["evals"] for i in imgs]
                 rd = [by[i, n].get("rounds", 0) for i in imgs]
-                cells = [f"{np.mean([by[i, n][k] for i in imgs]):.3f}" for k, _, _ in metrics]
+                cells = [
+                    f"{np.mean([by[i, n][k] for i in imgs]):.3f}" if all(k in by[i, n] for i in imgs) else "–"
+                    for k, _, _ in metrics
+                ]
                 lines.append(
                     f"| {n} | {len(imgs)} | {np.mean(e):.0f}, {max(e)} | {np.mean(rd):.0f}, {max(rd)} | "
                     + " | ".join(cells)
@@ -164,6 +168,9 @@ def merge(args: argparse.Namespace) -> None:
                 half = len(imgs) // 2
                 cells = []
                 for k, _, sign in metrics:
+                    if not all(k in by[i, versus] and k in by[i, n] for i in imgs):
+                        cells.append("–")
+                        continue
                     d = np.array([by[i, versus][k] - by[i, n][k] for i in imgs])
                     wins = int(((d * sign) > 0).sum())
                     h1, h2 = np.sign(d[:half].mean()) if half else 0.0, np.sign(d[half:].mean())

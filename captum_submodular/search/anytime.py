@@ -49,10 +49,11 @@ class AnytimeSearch(SearchStrategy):
     ``A = Σ_k s_{o_k} · (g(S_{k−1}) + g(S_k)) / 2``, where ``S_k`` is the first ``k``
     regions and ``s_c`` the share of the input that region ``c`` covers (the context's
     ``region_sizes``): the step widths of pixel-level insertion and deletion curves.  The
-    score of a set is ``g(S) = F(S) − β · F(V∖S)`` (``β = refine_weight``); with the
-    default objective this is a weighted sum of the insertion area of the order and one
-    minus its deletion area, both read off the two inputs, ``x[S]`` and ``x[V∖S]``, that
-    every query evaluates anyway.  For an additive score the best order sorts regions by
+    score of a set is ``g(S) = F(S) − β · F(V∖S)`` (``β = refine_weight``), read off the
+    two inputs, ``x[S]`` and ``x[V∖S]``, that every query evaluates anyway.  With ``β = 1``
+    and the default weights, ``g = 25 · (p(x[S]) − p(x[V∖S]))`` plus a constant (and the
+    small confidence term): ``A`` is then 25 × (the insertion area − the deletion area)
+    of the order, the two curves at equal weight, as the metrics read them.  For an additive score the best order sorts regions by
     gain per element (Smith's rule), so every greedy choice below compares densities.
 
     Algorithm (budget ``B``; ties within the context's resolution go to the lower index)
