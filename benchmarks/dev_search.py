@@ -211,7 +211,8 @@ def summary(rows: List[dict]) -> None:
     for s in specs:
         rs = [r for r in rows if r["search"] == s]
         print(
-            f"| {s} | {len(rs)} | {np.mean([r['evals'] for r in rs]):.0f} | {np.mean([r.get('rounds', 0) for r in rs]):.0f} | {np.mean([r['ins'] for r in rs]):.4f} | "
+            f"| {s} | {len(rs)} | {np.mean([r['evals'] for r in rs]):.0f} | "
+            f"{np.mean([r.get('rounds', 0) for r in rs]):.0f} | {np.mean([r['ins'] for r in rs]):.4f} | "
             f"{np.mean([r['ins_blur'] for r in rs]):.4f} | {np.mean([r['dele'] for r in rs]):.4f} |"
         )
 

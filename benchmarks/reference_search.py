@@ -88,9 +88,7 @@ class ReferenceSearch(SearchStrategy):
         for start in ranked:
             before = area(start)
             sub = ctx.limit(ctx.used + self.evaluations)
-            out = yield from refine(
-                sub, list(start), known, ask, lambda: 10**9, 0.0, single, last, m - 1, True, 0.0
-            )
+            out = yield from refine(sub, list(start), known, ask, lambda: 10**9, 0.0, single, last, m - 1, True, 0.0)
             a = area(out)
             self.log.append((before, a))
             if a > best_area:
@@ -98,7 +96,9 @@ class ReferenceSearch(SearchStrategy):
         return SearchOutcome(best, 0)
 
 
-def region_curves(model: torch.nn.Module, x: Tensor, mask: Tensor, target: int, order: List[int]) -> Tuple[float, float]:
+def region_curves(
+    model: torch.nn.Module, x: Tensor, mask: Tensor, target: int, order: List[int]
+) -> Tuple[float, float]:
     """Region-level insertion and deletion areas of ``order`` (step widths = region sizes)."""
     ids = torch.unique(mask)
     m = len(ids)
@@ -130,7 +130,7 @@ def main() -> None:
     if os.path.exists(args.out):
         done = {json.loads(line)["image"] for line in open(args.out, encoding="utf-8")}
     for name in args.only:
-        if name in done:
+        if name in done or name not in samples:
             continue
         model = Cached(lm.model.eval())
         x = lm.preprocess(samples[name].image)[None]
@@ -171,8 +171,10 @@ def main() -> None:
 def summary(path: str) -> None:
     rows = [json.loads(line) for line in open(path, encoding="utf-8")]
     searches = sorted({s for r in rows for s in r["region"]} - {"reference"})
-    print(f"{len(rows)} images; region-level areas (insertion ↑, deletion ↓, insertion − deletion ↑); "
-          "distance = the reference's insertion − deletion minus the search's")
+    print(
+        f"{len(rows)} images; region-level areas (insertion ↑, deletion ↓, insertion − deletion ↑); "
+        "distance = the reference's insertion − deletion minus the search's"
+    )
     print("| order | images | insertion | deletion | ins − del | distance to the reference |")
     print("|---|---:|---:|---:|---:|---:|")
     for s in ["reference"] + searches:
@@ -180,8 +182,10 @@ def summary(path: str) -> None:
         ins = np.array([r["region"][s][0] for r in rs])
         dele = np.array([r["region"][s][1] for r in rs])
         ref = np.array([r["region"]["reference"][0] - r["region"]["reference"][1] for r in rs])
-        print(f"| {s} | {len(rs)} | {ins.mean():.3f} | {dele.mean():.3f} | {(ins - dele).mean():.3f} | "
-              f"{(ref - (ins - dele)).mean():.3f} |")
+        print(
+            f"| {s} | {len(rs)} | {ins.mean():.3f} | {dele.mean():.3f} | {(ins - dele).mean():.3f} | "
+            f"{(ref - (ins - dele)).mean():.3f} |"
+        )
     assert all(math.isfinite(r["ins"]) for r in rows)
 
 

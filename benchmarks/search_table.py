@@ -72,10 +72,16 @@ def run_shard(args: argparse.Namespace) -> None:
             (res,) = sa.explain(x, target=target, feature_mask=mask, perturbations_per_eval=16)
             sec = time.perf_counter() - t
             a = res.attributions
-            road = {
-                k: float(deletion(model, x, a, target, n_steps=50, substrate="road", order=o, perturbations_per_eval=16))
-                for k, o in (("road_morf", "morf"), ("road_lerf", "lerf"))
-            } if args.road and (not args.road_searches or name in args.road_searches) and budget is None else {}
+            road = (
+                {
+                    k: float(
+                        deletion(model, x, a, target, n_steps=50, substrate="road", order=o, perturbations_per_eval=16)
+                    )
+                    for k, o in (("road_morf", "morf"), ("road_lerf", "lerf"))
+                }
+                if args.road and (not args.road_searches or name in args.road_searches) and budget is None
+                else {}
+            )
             rec = dict(
                 model=args.model,
                 dataset=dataset,
@@ -142,15 +148,14 @@ def merge(args: argparse.Namespace) -> None:
                 if not imgs:
                     continue
                 e = [by[i, n]["evals"] for i in imgs]
-                rd = [by[i, n].get("rounds", 0) for i in imgs]
+                rd = [by[i, n]["rounds"] for i in imgs if "rounds" in by[i, n]]
+                rounds = f"{np.mean(rd):.0f}, {max(rd)}" if len(rd) == len(imgs) else "–"
                 cells = [
                     f"{np.mean([by[i, n][k] for i in imgs]):.3f}" if all(k in by[i, n] for i in imgs) else "–"
                     for k, _, _ in metrics
                 ]
                 lines.append(
-                    f"| {n} | {len(imgs)} | {np.mean(e):.0f}, {max(e)} | {np.mean(rd):.0f}, {max(rd)} | "
-                    + " | ".join(cells)
-                    + " |"
+                    f"| {n} | {len(imgs)} | {np.mean(e):.0f}, {max(e)} | {rounds} | " + " | ".join(cells) + " |"
                 )
             lines += [
                 "",
@@ -182,7 +187,20 @@ def merge(args: argparse.Namespace) -> None:
     print(text)
     with open(os.path.join(args.out, f"{args.tag}-table.md"), "w", encoding="utf-8") as fh:
         fh.write(text + "\n")
-    cols = ["model", "dataset", "image", "m", "search", "budget", "target", "evals", "rounds", "ins", "ins_blur", "dele"]
+    cols = [
+        "model",
+        "dataset",
+        "image",
+        "m",
+        "search",
+        "budget",
+        "target",
+        "evals",
+        "rounds",
+        "ins",
+        "ins_blur",
+        "dele",
+    ]
     cols += ["road_morf", "road_lerf"]
     with open(os.path.join(args.out, f"{args.tag}-per-image.csv"), "w", encoding="utf-8") as fh:
         fh.write(",".join(cols) + "\n")

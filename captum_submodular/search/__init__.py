@@ -88,11 +88,11 @@ __all__ = [
 
 
 #: The search used when none is given (by the attribution class, the CLI, the harness
-#: and the dataset runner).  LiMA's two-sided search.  ``search="refined"`` meets the cost
-#: goal of issue 12 (at most 10 evaluations per region, about a third of the two-sided
-#: search's) and matched it on the 4 scikit-image photos, but on the 20 ImageNet images it
-#: is less faithful (BENCHMARKS.md §1), so the default stays; ``"refined"`` is the choice
-#: when evaluations are the budget, ``max_evaluations`` caps any search.
+#: and the dataset runner).  LiMA's two-sided search.  ``search="anytime"`` costs at most
+#: half of its evaluations and fewer rounds, and inserts and deletes at least as well on
+#: every evaluation set, but gives up blurred insertion on one of them (BENCHMARKS.md §10),
+#: so the default stays; ``"anytime"`` is the choice when evaluations or rounds are the
+#: budget, and ``max_evaluations`` caps any search.
 DEFAULT_SEARCH = "bidirectional"
 
 SEARCHES: Dict[str, Type[SearchStrategy]] = {

@@ -53,8 +53,9 @@ class AnytimeSearch(SearchStrategy):
     two inputs, ``x[S]`` and ``x[V∖S]``, that every query evaluates anyway.  With ``β = 1``
     and the default weights, ``g = 25 · (p(x[S]) − p(x[V∖S]))`` plus a constant (and the
     small confidence term): ``A`` is then 25 × (the insertion area − the deletion area)
-    of the order, the two curves at equal weight, as the metrics read them.  For an additive score the best order sorts regions by
-    gain per element (Smith's rule), so every greedy choice below compares densities.
+    of the order, the two curves at equal weight, as the metrics read them.  For an
+    additive score the best order sorts regions by gain per element (Smith's rule), so
+    every greedy choice below compares densities.
 
     Algorithm (budget ``B``; ties within the context's resolution go to the lower index)
     ---------
@@ -67,9 +68,10 @@ class AnytimeSearch(SearchStrategy):
        ``α · F(P) − F(V∖P)`` (``α = back_insertion``; with ``α = 1`` and the default
        weights this is 25 × (insertion − deletion) of ``P``: the end of the order is chosen
        with the deletion curve at full weight, since the insertion curve has mostly
-       saturated there while the deletion curve is still falling).  Each side scores a short list: its ``n_candidates`` best last
-       measured densities and the unplaced neighbours of the region it placed last (the
-       context's ``adjacency``; without it, an additive surrogate's best).  The first
+       saturated there while the deletion curve is still falling).  Each side scores a
+       short list: its ``n_candidates`` best last measured densities and the unplaced
+       neighbours of the region it placed last (the context's ``adjacency``; without it,
+       an additive surrogate's best).  The first
        ``full_steps`` front steps score every unplaced region.  The steps stop when they
        have spent ``head_share`` of what the screen and the curves leave, or two rounds
        before the round limit; the regions left follow by their last front density.
@@ -161,7 +163,11 @@ class AnytimeSearch(SearchStrategy):
             raise ValueError(f"`back_insertion` must be ≥ 0, got {back_insertion!r}.")
         if not 0.0 <= head_share <= 1.0:
             raise ValueError(f"`head_share` must be in [0, 1], got {head_share!r}.")
-        for name, value, low in (("n_candidates", n_candidates, 1), ("max_shift", max_shift, 1), ("full_steps", full_steps, 0)):
+        for name, value, low in (
+            ("n_candidates", n_candidates, 1),
+            ("max_shift", max_shift, 1),
+            ("full_steps", full_steps, 0),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"`{name}` must be an int ≥ {low}, got {value!r}.")
         if max_rounds is not None and (not isinstance(max_rounds, int) or max_rounds < 2):
