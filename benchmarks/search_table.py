@@ -106,7 +106,10 @@ def run_shard(args: argparse.Namespace) -> None:
 
 def _load(args: argparse.Namespace) -> list:
     rows = []
-    for p in sorted(glob.glob(os.path.join(args.out, f"{args.tag}-part*of*.jsonl"))):
+    paths = sorted(glob.glob(os.path.join(args.out, f"{args.tag}-part*of*.jsonl")))
+    for pattern in args.include:
+        paths += sorted(glob.glob(pattern))
+    for p in paths:
         rows += [json.loads(line) for line in open(p, encoding="utf-8")]
     return rows
 
@@ -272,6 +275,7 @@ def main() -> None:
     ap.add_argument("--model", default="efficientnet_lite0", help="a load_model name (efficientnet_lite1 …)")
     ap.add_argument("--road", action="store_true", help="also ROAD MoRF / LeRF (combined = LeRF − MoRF)")
     ap.add_argument("--road-searches", nargs="*", default=None, help="only these searches get ROAD (default: all)")
+    ap.add_argument("--include", nargs="*", default=[], help="more record files (globs) for --merge")
     ap.add_argument("--versus", default="anytime", help="the search the paired table compares with the others")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)

@@ -74,7 +74,9 @@ class AnytimeSearch(SearchStrategy):
        an additive surrogate's best).  The first
        ``full_steps`` front steps score every unplaced region.  The steps stop when they
        have spent ``head_share`` of what the screen and the curves leave, or two rounds
-       before the round limit; the regions left follow by their last front density.
+       before the round limit; the regions left (only under a small budget) follow by
+       their last back density (at first the screen's ``α·(F(V) − F(V∖{c})) + F({c}) −
+       F(∅)`` per element: what removing ``c`` from everything and keeping it alone show).
     3. *Curves* (one round): every prefix of the order not yet scored, so ``A`` is exact.
     4. *Refinement* (the remaining rounds and budget).  A move takes the region at rank
        ``i`` to rank ``j`` (``|i − j| ≤ max_shift``) and changes only the ``|i − j|``
@@ -312,7 +314,9 @@ class AnytimeSearch(SearchStrategy):
             n = len(f_cands)
             f_vals, b_vals = fs[:n] - beta * fc[:n], alpha * fs[n:] - fc[n:]
         remaining = (~placed).nonzero().flatten()
-        order = front + remaining[_ranked(up[remaining], remaining, tol)].tolist() + back[::-1]
+        # the regions left (a budget too small for the steps) by their last measured loss from
+        # the late prefix: at first the screen's occlusion density
+        order = front + remaining[_ranked(down[remaining], remaining, tol)].tolist() + back[::-1]
 
         # 3. the curves: every prefix of the order
         prefixes = _order_prefixes(order)
