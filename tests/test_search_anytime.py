@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_search_budget import interacting, tiny_cnn
+from test_search_refined import chain, modular
 
 from captum_submodular import SubmodularAttribution
 from captum_submodular.regions import grid_mask
@@ -19,17 +20,6 @@ from captum_submodular.search.anytime import bidirectional_rounds, refine
 from conftest import CountingModel
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-def modular(weights):
-    w = torch.as_tensor(weights, dtype=torch.float64)
-    return lambda z: z.double() @ w
-
-
-def chain(m):
-    adj = torch.zeros(m, m, dtype=torch.bool)
-    adj[torch.arange(m - 1), torch.arange(1, m)] = True
-    return adj | adj.T
 
 
 def area(f, order, sizes, beta=0.0):

@@ -22,6 +22,7 @@ from ._base import (
     _rows,
     minimum_evaluations,
 )
+from .greedy import BidirectionalSearch
 
 #: ``ask(rows)``: one round of queries; returns ``(F(rows), F(complements))``.
 Ask = Callable[[Tensor], Generator[Tensor, Tensor, Tuple[Tensor, Tensor]]]
@@ -29,15 +30,7 @@ Ask = Callable[[Tensor], Generator[Tensor, Tensor, Tuple[Tensor, Tensor]]]
 
 def bidirectional_rounds(m: int, n_pending: int = 8) -> int:
     """Rounds of queries of the two-sided search (:class:`BidirectionalSearch`) on ``m`` regions."""
-    rounds, r = 0, m
-    while r > 1:
-        rounds += 1
-        if r > n_pending:
-            rounds += 1
-            r -= 2
-        else:
-            r -= 1
-    return rounds
+    return BidirectionalSearch(n_pending).expected_rounds(m)
 
 
 class AnytimeSearch(SearchStrategy):

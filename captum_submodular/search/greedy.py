@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -92,16 +92,22 @@ class BidirectionalSearch(SearchStrategy):
             raise ValueError(f"`n_pending` must be ≥ 1, got {n_pending}.")
         self.n_pending = int(n_pending)
 
-    def expected_queries(self, m: int) -> int:
-        total, r = 0, m
+    def _schedule(self, m: int) -> List[Tuple[int, bool]]:
+        """``(r, back)`` per front round without a budget: ``r`` regions left, and whether a
+        back round (``n_pending`` queries) follows it."""
+        steps, r = [], m
         while r > 1:
-            total += r
-            if r > self.n_pending:
-                total += self.n_pending
-                r -= 2
-            else:
-                r -= 1
-        return total
+            back = r > self.n_pending
+            steps.append((r, back))
+            r -= 2 if back else 1
+        return steps
+
+    def expected_queries(self, m: int) -> int:
+        return sum(r + (self.n_pending if back else 0) for r, back in self._schedule(m))
+
+    def expected_rounds(self, m: int) -> int:
+        """Rounds of queries (batches) on ``m`` regions without a budget."""
+        return sum(2 if back else 1 for _, back in self._schedule(m))
 
     def search(self, m: int, context: Optional[SearchContext] = None) -> SearchGenerator:
         ctx = context if context is not None else SearchContext(m)
