@@ -280,6 +280,21 @@ class SearchStrategy(abc.ABC):
         return f"{type(self).__name__}({fields})"
 
 
+class _PerRegionBudget(SearchStrategy):
+    """A search that spends at most ``evaluations_per_region · m`` evaluations unless given a budget."""
+
+    evaluations_per_region: float
+
+    def budget(self, m: int, max_evaluations: Optional[int] = None) -> int:
+        """``B``: the evaluations this search spends at most on ``m`` regions."""
+        if max_evaluations is not None:
+            return int(max_evaluations)
+        return max(minimum_evaluations(m), int(math.ceil(self.evaluations_per_region * m)))
+
+    def evaluation_bound(self, m: int) -> int:
+        return self.budget(m)
+
+
 def start_search(strategy: SearchStrategy, m: int, context: SearchContext) -> SearchGenerator:
     """``strategy.search(m, context=context)``, or ``search(m)`` for strategies without a context.
 

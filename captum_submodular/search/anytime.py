@@ -12,15 +12,14 @@ from ._base import (
     SearchContext,
     SearchGenerator,
     SearchOutcome,
-    SearchStrategy,
     _Additive,
     _best,
     _complete,
     _order_prefixes,
+    _PerRegionBudget,
     _ranked,
     _row_keys,
     _rows,
-    minimum_evaluations,
 )
 from .greedy import BidirectionalSearch
 
@@ -33,7 +32,7 @@ def bidirectional_rounds(m: int, n_pending: int = 8) -> int:
     return BidirectionalSearch(n_pending).expected_rounds(m)
 
 
-class AnytimeSearch(SearchStrategy):
+class AnytimeSearch(_PerRegionBudget):
     """Budgeted search of the largest area under the score curve: a screened two-sided
     greedy that places two regions per round, then exact refinement by moves of one region,
     many moves per round.
@@ -182,15 +181,6 @@ class AnytimeSearch(SearchStrategy):
         self.head = float(head)
         self.ridge = float(ridge)
         self.max_rounds = max_rounds
-
-    def budget(self, m: int, max_evaluations: Optional[int] = None) -> int:
-        """``B``: the evaluations this search spends at most on ``m`` regions."""
-        if max_evaluations is not None:
-            return int(max_evaluations)
-        return max(minimum_evaluations(m), int(math.ceil(self.evaluations_per_region * m)))
-
-    def evaluation_bound(self, m: int) -> int:
-        return self.budget(m)
 
     def round_limit(self, m: int) -> int:
         """Most rounds of queries on ``m`` regions (the final curves cost none: all are scored)."""

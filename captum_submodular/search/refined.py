@@ -12,19 +12,18 @@ from ._base import (
     SearchContext,
     SearchGenerator,
     SearchOutcome,
-    SearchStrategy,
     _Additive,
     _best,
     _complete,
     _order_prefixes,
+    _PerRegionBudget,
     _ranked,
     _row_keys,
     _rows,
-    minimum_evaluations,
 )
 
 
-class RefinedSearch(SearchStrategy):
+class RefinedSearch(_PerRegionBudget):
     """Budgeted search of the best area under the objective curve: neighbour-screened greedy
     steps on gain per element, then exact refinement of the order by adjacent swaps.
 
@@ -133,15 +132,6 @@ class RefinedSearch(SearchStrategy):
         self.tail = tail
         self.neighbours = bool(neighbours)
         self.ridge = float(ridge)
-
-    def budget(self, m: int, max_evaluations: Optional[int] = None) -> int:
-        """``B``: the evaluations this search spends at most on ``m`` regions."""
-        if max_evaluations is not None:
-            return int(max_evaluations)
-        return max(minimum_evaluations(m), int(math.ceil(self.evaluations_per_region * m)))
-
-    def evaluation_bound(self, m: int) -> int:
-        return self.budget(m)
 
     def search(self, m: int, context: Optional[SearchContext] = None) -> SearchGenerator:
         outer = context if context is not None else SearchContext(m)
