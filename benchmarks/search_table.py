@@ -173,17 +173,12 @@ def merge(args: argparse.Namespace) -> None:
                 imgs = [i for i in images if (i, n) in by]
                 if n == versus or not imgs or (imgs[0], versus) not in by:
                     continue
-                half = len(imgs) // 2
                 cells = []
                 for k, _, sign in metrics:
                     if not all(k in by[i, versus] and k in by[i, n] for i in imgs):
                         cells.append("–")
                         continue
-                    d = np.array([by[i, versus][k] - by[i, n][k] for i in imgs])
-                    wins = int(((d * sign) > 0).sum())
-                    h1, h2 = np.sign(d[:half].mean()) if half else 0.0, np.sign(d[half:].mean())
-                    flag = "" if h1 == h2 else ", flips"
-                    cells.append(f"{d.mean():+.3f} ({wins}/{len(imgs)}; {h1:+.0f}/{h2:+.0f}{flag})")
+                    cells.append(_paired([by[i, versus][k] - by[i, n][k] for i in imgs], sign))
                 lines.append(f"| {n} | {len(imgs)} | " + " | ".join(cells) + " |")
             lines.append("")
     text = "\n".join(lines)
@@ -210,6 +205,66 @@ def merge(args: argparse.Namespace) -> None:
         for r in rows:
             fh.write(",".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + "\n")
     budget_plot(args, rows)
+
+
+def _paired(diffs: list, sign: int) -> str:
+    """Mean difference (images better / images; sign of the mean on each half, in the given order).
+    Differences below 1e-6 count as ties."""
+    d = np.asarray(diffs, dtype=float)
+    d[np.abs(d) < 1e-6] = 0.0  # the same order scored twice: a tie, not a float-noise win
+    half = len(d) // 2
+    wins = int(((d * sign) > 0).sum())
+    h1, h2 = np.sign(d[:half].mean()) if half else 0.0, np.sign(d[half:].mean())
+    flag = "" if h1 == h2 else ", flips"
+    return f"{d.mean():+.3f} ({wins}/{len(d)}; {h1:+.0f}/{h2:+.0f}{flag})"
+
+
+def budget_table(rows: list, model: str, versus: str) -> list:
+    """Markdown lines: each search's mean at each budget on the images where all its budgets ran,
+    then ``versus`` against each search at each budget, paired on the images both ran."""
+    mine = [r for r in rows if r.get("model", "efficientnet_lite0") == model]
+    budgets = sorted({r["budget"] for r in mine if r["budget"] is not None})
+    by = {(r["image"], r["search"], r["budget"]): r for r in mine}
+    keys = (("ins", 1), ("ins_blur", 1), ("dele", -1))
+    lines = [
+        f"### {model}: mean at each max_evaluations (insertion ↑ / blurred insertion ↑ / deletion ↓; evaluations)",
+        "",
+        "| search | images | " + " | ".join(str(b) if b else "none" for b in budgets + [None]) + " |",
+        "|---|---:|" + "---|" * (len(budgets) + 1),
+    ]
+    paired = []
+    for name in BUDGET_SEARCHES:
+        images = sorted(
+            {r["image"] for r in mine if r["search"] == name}
+            & set.intersection(*({i for (i, n, b) in by if n == name and b == bb} for bb in budgets + [None]))
+        )
+        if not images:
+            continue
+        cells = []
+        for b in budgets + [None]:
+            rs = [by[i, name, b] for i in images]
+            cells.append(
+                " / ".join(f"{np.mean([r[k] for r in rs]):.3f}" for k, _ in keys)
+                + f" ({np.mean([r['evals'] for r in rs]):.0f})"
+            )
+        lines.append(f"| {name} | {len(images)} | " + " | ".join(cells) + " |")
+        if name == versus:
+            continue
+        for b in budgets + [None]:
+            common = [i for i in images if (i, versus, b) in by]
+            if common:
+                diffs = [_paired([by[i, versus, b][k] - by[i, name, b][k] for i in common], sign) for k, sign in keys]
+                paired.append(f"| {name} | {b or 'none'} | {len(common)} | " + " | ".join(diffs) + " |")
+    if paired:
+        lines += [
+            "",
+            f"{versus} against each search at the same max_evaluations ({model}), paired on the images both "
+            f"ran: mean difference ({versus} better on / images; sign on the first / second half by name)",
+            "",
+            "| against | max_evaluations | images | insertion ↑ | blurred insertion ↑ | deletion ↓ |",
+            "|---|---|---:|---|---|---|",
+        ] + paired
+    return lines + [""]
 
 
 def budget_plot(args: argparse.Namespace, rows: list) -> None:
@@ -256,6 +311,9 @@ def budget_plot(args: argparse.Namespace, rows: list) -> None:
     fig.suptitle(f"Quality against budget (max_evaluations {budgets} and none), SLIC 49", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, f"{args.tag}-budget.png"), dpi=100)
+    lines = [line for model in models for line in budget_table(rows, model, args.versus)]
+    with open(os.path.join(args.out, f"{args.tag}-budget.md"), "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
     with open(os.path.join(args.out, f"{args.tag}-budget.json"), "w", encoding="utf-8") as fh:
         json.dump(dict(columns=["evals", "ins", "ins_blur", "dele"], models=summary), fh, indent=1)
 
