@@ -274,6 +274,7 @@ def budget_plot(args: argparse.Namespace, rows: list) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     models = sorted({r.get("model", "efficientnet_lite0") for r in rows if r["budget"] is not None})
     if not models:
@@ -305,6 +306,9 @@ def budget_plot(args: argparse.Namespace, rows: list) -> None:
             for ax, j, label in zip(axes, (1, 2, 3), ("insertion ↑", "blur insertion ↑", "deletion ↓")):
                 ax.plot(pts_a[:, 0], pts_a[:, j], marker="o", label=f"{name} ({len(images)} images)")
                 ax.set_xscale("log")
+                ax.set_xticks([b for b in budgets] + [2000])
+                ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 ax.set_xlabel("model evaluations per image (mean)")
                 ax.set_title(f"{model}: {label}", fontsize=10)
         axes[0].legend(fontsize=8)

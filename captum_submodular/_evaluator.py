@@ -129,7 +129,8 @@ class Evaluator:
             count = None if count is None else count + add
             limit = None if limit is None else limit + add
             if budget is not None:  # the budget covers everything, the extras included
-                limit = budget if limit is None else min(limit, budget)
+                allowance = limit is None or getattr(search, "budget_is_allowance", False)
+                limit = budget if allowance else min(limit, budget)
                 if count is not None and count > budget:
                     count = None
             exact = None if exact is None or count is None else exact + count

@@ -110,3 +110,36 @@ def test_dry_run_counts_are_the_counts_of_real_value_functions():
                 pair = torch.randn(m, m, generator=gen, dtype=torch.float64)
                 f = lambda z: torch.sigmoid(z.double() @ w + 0.1 * ((z.double() @ pair) * z.double()).sum(1))  # noqa
                 assert run_search(strategy, m, f).n_evaluations == expected, (name, m, seed)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("over", [-40, 0, 150])
+def test_progress_bound_holds_under_any_budget(name, over, capsys):
+    """The bound a progress bar announces is never exceeded, with budgets below, at and above
+    the search's own allowance (a larger budget may raise what a search spends)."""
+    model = CountingModel(tiny_cnn(6))
+    x = torch.randn(1, 3, 12, 12, generator=torch.Generator().manual_seed(7))
+    own = get_search(name).evaluation_bound(16)
+    budget = max(80, (own if own is not None else 300) + over)
+    sa = SubmodularAttribution(model, search=name, max_evaluations=budget)
+    (r,) = sa.explain(x, target=1, feature_mask=grid_mask(12, 12, grid=4), show_progress=True)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    assert r.n_evaluations <= budget
+    if sa.search.expected_evaluations(16) is None:
+        label = [f for f in err.splitlines() if "at most" in f][0]
+        announced = int(label.split("at most ")[1].split(" evals")[0].replace(",", ""))
+        assert r.n_evaluations <= announced <= budget
+
+
+@pytest.mark.parametrize("name", sorted(n for n in NAMES if getattr(SEARCHES[n], "budget_is_allowance", False)))
+def test_a_budget_above_the_allowance_is_announced_and_may_be_spent(name, capsys):
+    """For searches whose ``max_evaluations`` replaces their own allowance, a larger budget is
+    spent beyond that allowance, and the progress label announces the budget, not the allowance."""
+    search = SEARCHES[name](evaluations_per_region=3.0)
+    x = torch.randn(1, 3, 12, 12, generator=torch.Generator().manual_seed(8))
+    own = search.evaluation_bound(16)
+    sa = SubmodularAttribution(CountingModel(tiny_cnn(6)), search=search, max_evaluations=4 * own)
+    (r,) = sa.explain(x, target=1, feature_mask=grid_mask(12, 12, grid=4), show_progress=True)
+    err = capsys.readouterr().err
+    assert own < r.n_evaluations <= 4 * own
+    assert f"at most {4 * own:,} evals" in err

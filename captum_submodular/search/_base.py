@@ -264,6 +264,11 @@ class SearchStrategy(abc.ABC):
         """An upper bound of the evaluations on ``m`` regions without a budget (or ``None``)."""
         return self.expected_evaluations(m)
 
+    #: Whether ``max_evaluations`` replaces the search's own allowance instead of only capping
+    #: it: such a search may spend more than :meth:`evaluation_bound` under a larger budget
+    #: (the budget is then its bound).
+    budget_is_allowance: bool = False
+
     def check_regions(self, m: int) -> None:
         """Raise ``ValueError`` when ``m`` is outside what this strategy supports."""
         if m < 2:
@@ -284,6 +289,7 @@ class _PerRegionBudget(SearchStrategy):
     """A search that spends at most ``evaluations_per_region · m`` evaluations unless given a budget."""
 
     evaluations_per_region: float
+    budget_is_allowance = True
 
     def budget(self, m: int, max_evaluations: Optional[int] = None) -> int:
         """``B``: the evaluations this search spends at most on ``m`` regions."""
