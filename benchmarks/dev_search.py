@@ -124,7 +124,11 @@ def dev_set(name: str, args: argparse.Namespace):
         folder = os.path.dirname(skimage.data.__file__)
         for img in SKDEV[: args.images]:
             x = lm.preprocess(Image.open(os.path.join(folder, img)).convert("RGB"))[None]
-            items.append((img.split(".")[0], x, slic_mask(x[0], n_segments=args.segments)))
+            if args.grid:
+                mask = grid_mask(x.shape[-2], x.shape[-1], grid=args.grid)
+            else:
+                mask = slic_mask(x[0], n_segments=args.segments)
+            items.append((img.split(".")[0], x, mask))
         return lm.model.eval(), items
     import foolbox  # noqa: F401  (only to locate its data folder)
 
@@ -160,6 +164,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--segments", type=int, default=49)
     ap.add_argument("--cifar-mask", choices=("grid", "slic"), default="grid")
+    ap.add_argument("--grid", type=int, default=0, help="skdev: grid×grid cells, not SLIC")
     ap.add_argument("--cifar-weights", default="/tmp/captum08/captum/insights/attr_vis/models/cifar_torchvision.pt")
     ap.add_argument("--searches", nargs="+", default=["bidirectional"])
     ap.add_argument("--budget", type=int, default=None, help="max_evaluations for every search")
