@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -219,12 +220,23 @@ def _paired(diffs: list, sign: int) -> str:
     return f"{d.mean():+.3f} ({wins}/{len(d)}; {h1:+.0f}/{h2:+.0f}{flag})"
 
 
+def _budget_records(rows: list, model: str) -> Tuple[list, dict]:
+    """The budgets run with ``model`` and its records by ``(image, search, budget)`` (the last
+    record of a key wins, as the merge's include order intends)."""
+    mine = [r for r in rows if r.get("model", "efficientnet_lite0") == model]
+    budgets = sorted({r["budget"] for r in mine if r["budget"] is not None})
+    return budgets, {(r["image"], r["search"], r["budget"]): r for r in mine}
+
+
+def _complete_images(by: dict, name: str, budgets: list) -> list:
+    """The images where ``name`` ran at every budget and unbudgeted."""
+    return sorted(set.intersection(*({i for (i, n, b) in by if n == name and b == bb} for bb in budgets + [None])))
+
+
 def budget_table(rows: list, model: str, versus: str) -> list:
     """Markdown lines: each search's mean at each budget on the images where all its budgets ran,
     then ``versus`` against each search at each budget, paired on the images both ran."""
-    mine = [r for r in rows if r.get("model", "efficientnet_lite0") == model]
-    budgets = sorted({r["budget"] for r in mine if r["budget"] is not None})
-    by = {(r["image"], r["search"], r["budget"]): r for r in mine}
+    budgets, by = _budget_records(rows, model)
     keys = (("ins", 1), ("ins_blur", 1), ("dele", -1))
     lines = [
         f"### {model}: mean at each max_evaluations (insertion ↑ / blurred insertion ↑ / deletion ↓; evaluations)",
@@ -234,10 +246,7 @@ def budget_table(rows: list, model: str, versus: str) -> list:
     ]
     paired = []
     for name in BUDGET_SEARCHES:
-        images = sorted(
-            {r["image"] for r in mine if r["search"] == name}
-            & set.intersection(*({i for (i, n, b) in by if n == name and b == bb} for bb in budgets + [None]))
-        )
+        images = _complete_images(by, name, budgets)
         if not images:
             continue
         cells = []
@@ -269,7 +278,8 @@ def budget_table(rows: list, model: str, versus: str) -> list:
 
 def budget_plot(args: argparse.Namespace, rows: list) -> None:
     """One row of panels per model: each search's mean quality against its mean evaluations, on
-    the images where every budget of that search ran (the unbudgeted run is the last point)."""
+    the images where every budget of that search ran (the unbudgeted run is the last point);
+    and the same records as tables (``budget_table``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -282,44 +292,39 @@ def budget_plot(args: argparse.Namespace, rows: list) -> None:
     fig, grid = plt.subplots(len(models), 3, figsize=(15, 4.2 * len(models)), squeeze=False)
     summary: dict = {}
     for axes, model in zip(grid, models):
-        mine = [r for r in rows if r.get("model", "efficientnet_lite0") == model]
-        budgets = sorted({r["budget"] for r in mine if r["budget"] is not None})
+        budgets, by = _budget_records(rows, model)
         summary[model] = {}
         for name in BUDGET_SEARCHES:
-            have = {}
-            for r in mine:
-                if r["search"] == name:
-                    have.setdefault(r["image"], set()).add(r["budget"])
-            images = sorted(i for i, b in have.items() if set(budgets) | {None} <= b)
+            images = _complete_images(by, name, budgets)
             if not images:
                 continue
             pts = []
             for budget in budgets + [None]:
-                rs = [r for r in mine if r["search"] == name and r["budget"] == budget and r["image"] in images]
-                rs = list({r["image"]: r for r in rs}.values())
+                rs = [by[i, name, budget] for i in images]
                 pts.append(
                     (np.mean([r["evals"] for r in rs]),)
                     + tuple(np.mean([r[k] for r in rs]) for k in ("ins", "ins_blur", "dele"))
                 )
             pts_a = np.array(sorted(pts))
             summary[model][name] = dict(images=images, points=pts_a.tolist())
-            for ax, j, label in zip(axes, (1, 2, 3), ("insertion ↑", "blur insertion ↑", "deletion ↓")):
+            for ax, j in zip(axes, (1, 2, 3)):
                 ax.plot(pts_a[:, 0], pts_a[:, j], marker="o", label=f"{name} ({len(images)} images)")
-                ax.set_xscale("log")
-                ax.set_xticks([b for b in budgets] + [2000])
-                ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-                ax.set_xlabel("model evaluations per image (mean)")
-                ax.set_title(f"{model}: {label}", fontsize=10)
+        for ax, label in zip(axes, ("insertion ↑", "blur insertion ↑", "deletion ↓")):
+            ax.set_xscale("log")
+            ax.set_xticks(budgets + [2000])
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlabel("model evaluations per image (mean)")
+            ax.set_title(f"{model}: {label}", fontsize=10)
         axes[0].legend(fontsize=8)
     fig.suptitle(f"Quality against budget (max_evaluations {budgets} and none), SLIC 49", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, f"{args.tag}-budget.png"), dpi=100)
+    with open(os.path.join(args.out, f"{args.tag}-budget.json"), "w", encoding="utf-8") as fh:
+        json.dump(dict(columns=["evals", "ins", "ins_blur", "dele"], models=summary), fh, indent=1)
     lines = [line for model in models for line in budget_table(rows, model, args.versus)]
     with open(os.path.join(args.out, f"{args.tag}-budget.md"), "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-    with open(os.path.join(args.out, f"{args.tag}-budget.json"), "w", encoding="utf-8") as fh:
-        json.dump(dict(columns=["evals", "ins", "ins_blur", "dele"], models=summary), fh, indent=1)
 
 
 def main() -> None:

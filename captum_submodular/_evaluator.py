@@ -129,7 +129,7 @@ class Evaluator:
             count = None if count is None else count + add
             limit = None if limit is None else limit + add
             if budget is not None:  # the budget covers everything, the extras included
-                allowance = limit is None or getattr(search, "budget_is_allowance", False)
+                allowance = limit is None or search.budget_is_allowance
                 limit = budget if allowance else min(limit, budget)
                 if count is not None and count > budget:
                     count = None

@@ -131,7 +131,7 @@ def test_progress_bound_holds_under_any_budget(name, over, capsys):
         assert r.n_evaluations <= announced <= budget
 
 
-@pytest.mark.parametrize("name", sorted(n for n in NAMES if getattr(SEARCHES[n], "budget_is_allowance", False)))
+@pytest.mark.parametrize("name", sorted(n for n in NAMES if SEARCHES[n].budget_is_allowance))
 def test_a_budget_above_the_allowance_is_announced_and_may_be_spent(name, capsys):
     """For searches whose ``max_evaluations`` replaces their own allowance, a larger budget is
     spent beyond that allowance, and the progress label announces the budget, not the allowance."""
