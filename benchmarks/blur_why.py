@@ -28,18 +28,19 @@ import numpy as np
 import torch
 
 from captum_submodular.data import imagenet_samples, skimage_samples
+from captum_submodular.maps import rank_map
 from captum_submodular.metrics import insertion
 from captum_submodular.models import load_model
 from captum_submodular.regions import slic_mask
 
 
-def rank_map(order: list, mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Attribution ``m − rank`` on each region of ``mask`` (1×1×H×W), expanded like the input."""
+def order_attribution(order: list, mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The package's rank map (:func:`captum_submodular.maps.rank_map`) of ``order`` painted on
+    ``mask`` (1×1×H×W, region ``c`` = the ``c``-th smallest id), expanded like the input."""
     ids = torch.unique(mask)
-    a = torch.zeros(mask.shape)
-    for r, c in enumerate(order):
-        a[mask == ids[c]] = float(len(order) - r)
-    return a.reshape(1, 1, *like.shape[-2:]).expand_as(like).contiguous()
+    values = torch.empty(len(order), dtype=torch.float64)
+    values[torch.as_tensor(order)] = rank_map(len(order))
+    return values.float()[torch.searchsorted(ids, mask)].reshape(1, 1, *like.shape[-2:]).expand_as(like).contiguous()
 
 
 def split_area(fractions: np.ndarray, scores: np.ndarray, step: int) -> tuple:
@@ -78,7 +79,7 @@ def main() -> None:
         target = by[name, args.a]["target"]
         res = {}
         for s in (args.a, args.b):
-            a = rank_map(by[name, s]["order"], mask, x)
+            a = order_attribution(by[name, s]["order"], mask, x)
             res[s] = {
                 sub: insertion(model, x, a, target, n_steps=50, substrate=sub, return_curves=True)
                 for sub in ("baseline", "blur")
